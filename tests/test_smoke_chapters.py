@@ -1,4 +1,4 @@
-"Papermill smoke run of every chapter at scale=smoke: each must run to the end and write its results."
+"Papermill smoke run of every chapter at scale=smoke, in order, sharing one run dir as `make smoke` does."
 import time
 
 import pytest
@@ -10,10 +10,16 @@ from conftest import ROOT
 CHAPTERS = list_chapters(ROOT / "nbs")
 
 
+@pytest.fixture(scope="module")
+def smoke_run_dir(tmp_path_factory):
+    "One run dir for all chapters, so later chapters reuse what earlier ones prepared (data, tokenizer)."
+    return tmp_path_factory.mktemp("smoke_run")
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_smoke(chapter, tmp_path, results_tmp):
+def test_chapter_smoke(chapter, smoke_run_dir, results_tmp):
     start = time.perf_counter()
-    run_chapter(chapter, "smoke", 0, tmp_path / "run", ROOT / "nbs", in_place=False)
+    run_chapter(chapter, "smoke", 0, smoke_run_dir, ROOT / "nbs", in_place=False)
     print(f"{chapter}: {time.perf_counter() - start:.1f} s at scale=smoke")
     if chapter == "index":
         return
