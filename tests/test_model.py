@@ -1,0 +1,183 @@
+"Unit and bad-input tests of kaiyuan_nb.model: Qwen3 equivalence, cache, padding, save/load, errors."
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from kaiyuan_nb.core import ConfigError
+from kaiyuan_nb.model import (KaiyuanConfig, KaiyuanForCausalLM, config_for_scale, flops_per_token,
+                              kaiyuan_to_qwen3_state_dict, param_counts, qwen3_to_kaiyuan_state_dict,
+                              record_attention_logits, to_qwen3)
+
+
+def tiny(**kw) -> KaiyuanConfig:
+    base = dict(vocab_size=211, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2)
+    return KaiyuanConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+def test_logits_match_transformers_qwen3(tied, kv_heads):
+    torch.manual_seed(0)
+    ours = KaiyuanForCausalLM(tiny(tie_word_embeddings=tied, num_key_value_heads=kv_heads)).eval()
+    # perturb the norms so the test also checks they are mapped (they initialise to 1)
+    with torch.no_grad():
+        for n, p in ours.named_parameters():
+            if "norm" in n:
+                p.add_(0.1 * torch.randn_like(p))
+    qwen = to_qwen3(ours).eval()
+    ids = torch.randint(0, 211, (3, 40))
+    with torch.no_grad():
+        a, b = ours(ids, labels=ids), qwen(ids, labels=ids)
+    assert (a.logits - b.logits).abs().max().item() < 1e-5
+    assert abs(a.loss.item() - b.loss.item()) < 1e-5
+    back = KaiyuanForCausalLM(ours.config)
+    back.load_state_dict(qwen3_to_kaiyuan_state_dict(qwen.state_dict()), strict=not tied)
+    assert torch.equal(back.eval()(ids).logits, ours(ids).logits)
+
+
+def test_report_scale_matches_qwen3():
+    torch.manual_seed(1)
+    ours = KaiyuanForCausalLM(config_for_scale("report", vocab_size=1000)).eval()
+    qwen = to_qwen3(ours).eval()
+    ids = torch.randint(0, 1000, (1, 256))
+    with torch.no_grad():
+        assert (ours(ids).logits - qwen(ids).logits).abs().max().item() < 1e-5
+
+
+def test_gradients_match_qwen3():
+    torch.manual_seed(2)
+    ours = KaiyuanForCausalLM(tiny())
+    qwen = to_qwen3(ours)
+    ids = torch.randint(0, 211, (2, 16))
+    ours(ids, labels=ids).loss.backward()
+    qwen(ids, labels=ids).loss.backward()
+    ours_grads = {k: p.grad for k, p in ours.named_parameters()}
+    qwen_grads = kaiyuan_to_qwen3_state_dict(ours_grads, ours.config)
+    for k, p in qwen.named_parameters():
+        assert torch.allclose(p.grad, qwen_grads[k], atol=1e-5), k
+
+
+def test_switches_change_the_model_and_bound_logits():
+    torch.manual_seed(0)
+    base = KaiyuanForCausalLM(tiny()).eval()
+    ids = torch.randint(0, 211, (2, 12))
+    capped = KaiyuanForCausalLM(tiny(final_logit_softcap=0.3)).eval()
+    capped.load_state_dict(base.state_dict())
+    logits = capped(ids).logits
+    assert logits.abs().max() <= 0.3 and logits.dtype == torch.float32
+    sandwich = KaiyuanForCausalLM(tiny(sandwich_norm=True))
+    names = {n for n, _ in sandwich.named_parameters()}
+    assert "model.layers.0.attn_out_norm.weight" in names and "model.layers.1.mlp_out_norm.weight" in names
+    assert param_counts(sandwich.config)["total"] == sum(p.numel() for p in sandwich.parameters())
+    with pytest.raises(ConfigError):
+        to_qwen3(sandwich)
+
+
+def test_attention_softcap_path_and_probe():
+    torch.manual_seed(0)
+    base = KaiyuanForCausalLM(tiny()).eval()
+    ids = torch.randint(0, 211, (2, 12))
+    huge = KaiyuanForCausalLM(tiny(attn_logit_softcap=1e6)).eval()  # cap far above any logit: same as off
+    huge.load_state_dict(base.state_dict())
+    assert torch.allclose(huge(ids).logits, base(ids).logits, atol=1e-5)
+    small = KaiyuanForCausalLM(tiny(attn_logit_softcap=0.01)).eval()
+    small.load_state_dict(base.state_dict())
+    assert not torch.allclose(small(ids).logits, base(ids).logits, atol=1e-3)
+    maxima = []
+    mods = record_attention_logits(base, True)
+    hooks = [m.logits_probe.register_forward_hook(lambda mod, i, o: maxima.append(o.abs().max().item()))
+             for m in mods]
+    with torch.no_grad():
+        recorded = base(ids).logits
+    assert len(maxima) == 2 and all(math.isfinite(v) and v > 0 for v in maxima)
+    record_attention_logits(base, False)
+    assert torch.allclose(recorded, base(ids).logits, atol=1e-5)
+    for h in hooks:
+        h.remove()
+
+
+@pytest.mark.parametrize("softcap", [None, 30.0])
+def test_kv_cache_generate_equals_full_recompute(softcap):
+    torch.manual_seed(0)
+    m = KaiyuanForCausalLM(tiny(attn_logit_softcap=softcap, final_logit_softcap=softcap)).eval()
+    prompt = torch.randint(0, 211, (2, 7))
+    with torch.no_grad():
+        full = m(torch.cat([prompt, prompt[:, :3]], 1)).logits
+        first = m(prompt, use_cache=True)
+        step = m(prompt[:, :3], past_key_values=first.past_key_values, use_cache=True)
+        assert torch.allclose(step.logits, full[:, 7:], atol=1e-5)
+        gen = m.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=0)
+        seq = prompt
+        for _ in range(5):
+            seq = torch.cat([seq, m(seq).logits[:, -1:].argmax(-1)], 1)
+    assert torch.equal(gen, seq)
+
+
+def test_left_padding_matches_unpadded():
+    torch.manual_seed(0)
+    m = KaiyuanForCausalLM(tiny()).eval()
+    ids = torch.randint(1, 211, (1, 6))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        a = m(ids).logits
+        b = m(padded, attention_mask=mask).logits[:, 3:]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_save_and_load_in_fresh_process(tmp_path):
+    torch.manual_seed(0)
+    m = KaiyuanForCausalLM(tiny(sandwich_norm=True, final_logit_softcap=15.0)).eval()
+    m.save_pretrained(tmp_path)
+    ids = torch.randint(0, 211, (1, 9))
+    torch.save({"ids": ids, "logits": m(ids).logits.detach()}, tmp_path / "expected.pt")
+    code = (
+        "import sys, torch\n"
+        "import kaiyuan_nb.model\n"
+        "from transformers import AutoModelForCausalLM\n"
+        f"d = {str(tmp_path)!r}\n"
+        "m = AutoModelForCausalLM.from_pretrained(d).eval()\n"
+        "e = torch.load(d + '/expected.pt')\n"
+        "assert type(m).__name__ == 'KaiyuanForCausalLM', type(m)\n"
+        "assert torch.equal(m(e['ids']).logits, e['logits'])\n"
+        "out = m.generate(e['ids'], max_new_tokens=4, do_sample=False, pad_token_id=0)\n"
+        "assert out.shape == (1, 13)\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+def test_param_and_flop_counts():
+    for name in ("smoke", "report"):
+        for tied in (True, False):
+            c = config_for_scale(name, vocab_size=300, tie_word_embeddings=tied)
+            assert param_counts(c)["total"] == sum(p.numel() for p in KaiyuanForCausalLM(c).parameters())
+    c = config_for_scale("report", vocab_size=8192)
+    p = param_counts(c)
+    assert p["matmul"] == p["total"] - 4 * 2 * 64 - 4 * 2 * 256 - 256  # tied: all but norm gains
+    f = flops_per_token(c, 256)
+    assert f["dense"] == 6 * p["matmul"] and f["attention"] == 12 * 4 * 256 * 256
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(hidden_size=250, num_attention_heads=4), "hidden_size=250 is not divisible by num_attention_heads=4"),
+    (dict(num_attention_heads=4, num_key_value_heads=3), "not divisible by num_key_value_heads=3"),
+    (dict(num_hidden_layers=0), "num_hidden_layers"),
+    (dict(final_logit_softcap=0.0), "final_logit_softcap"),
+    (dict(attn_logit_softcap=-5), "attn_logit_softcap"),
+    (dict(hidden_size=96, num_attention_heads=4, head_dim=7), "even head size"),
+])
+def test_bad_config(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        KaiyuanConfig(**kwargs)
+
+
+def test_bad_config_for_scale():
+    with pytest.raises(ConfigError, match="unknown scale"):
+        config_for_scale("huge")
+    with pytest.raises(ConfigError, match="hidden_sise"):
+        config_for_scale("smoke", hidden_sise=3)
