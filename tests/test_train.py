@@ -1,0 +1,267 @@
+"""Tests of kaiyuan_nb.train: loader, schedules, optimizer groups, exact resume after SIGKILL,
+divergence handling, checkpoint averaging, bad input. Real text: bytes of a stdlib source file."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kaiyuan_nb.core import ConfigError
+from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
+from kaiyuan_nb.train import (Callback, LRSchedule, MixtureLoader, MixtureStages, TrainConfig,
+                              TrainingDiverged, average_checkpoints, checkpoint_paths, latest_checkpoint,
+                              load_checkpoint, param_groups, train)
+
+HERE = Path(__file__).resolve()
+
+
+def text_tokens() -> dict[str, np.ndarray]:
+    "Two real-text byte streams (vocabulary 256): the json package's decoder and encoder sources."
+    import json.decoder, json.encoder
+    return {name: np.frombuffer(Path(mod.__file__).read_bytes(), dtype=np.uint8).astype(np.int32)
+            for name, mod in (("decoder", json.decoder), ("encoder", json.encoder))}
+
+
+def tiny_model(seed: int = 0) -> KaiyuanForCausalLM:
+    torch.manual_seed(seed)
+    return KaiyuanForCausalLM(KaiyuanConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
+                                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
+
+
+def tiny_loader(batch_size: int = 4, **kw) -> MixtureLoader:
+    return MixtureLoader(text_tokens(), {"decoder": 1, "encoder": 2}, seq_len=32, batch_size=batch_size, **kw)
+
+
+def cfg(**kw) -> TrainConfig:
+    base = dict(lr=1e-2, total_steps=6, warmup_steps=2, schedule="cosine", checkpoint_every=2, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+# --- the SIGKILL resume test -------------------------------------------------------------------
+
+class _Slow(Callback):
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step_end(self, state, record):
+        time.sleep(self.seconds)
+
+
+def worker(out_dir: str, sleep: float) -> None:
+    "Subprocess body: a 12-step run with checkpoints every 3 steps; writes losses.json when it finishes."
+    torch.set_num_threads(1)
+    model = tiny_model()
+    loader = tiny_loader()
+    c = cfg(total_steps=12, checkpoint_every=3, keep_last=2, schedule="wsd", decay_fraction=0.5,
+            final_lr_ratio=0.2, z_loss=1e-3)
+    res = train(model, loader, c, out_dir, resume=True, callbacks=[_Slow(sleep)] if sleep else [])
+    model.save_pretrained(Path(out_dir) / "model")
+    (Path(out_dir) / "losses.json").write_text(json.dumps(res.losses))
+
+
+def _spawn(out_dir: Path, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(HERE), "worker", str(out_dir), str(sleep)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
+    ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
+    ref = _spawn(ref_dir, 0.0)
+    victim = _spawn(run_dir, 0.4)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoints" / "step_000006.pt").exists():
+        assert victim.poll() is None, victim.communicate()[1][-2000:]
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (run_dir / "losses.json").exists()  # it really died mid-run
+    killed_at = load_checkpoint(latest_checkpoint(run_dir))["step"]
+    assert 6 <= killed_at < 12
+    assert not list((run_dir / "checkpoints").glob("*.tmp"))  # no half-written checkpoint is visible
+    resumed = _spawn(run_dir, 0.0)
+    out, err = resumed.communicate(timeout=180)
+    assert resumed.returncode == 0, err[-2000:]
+    out, err = ref.communicate(timeout=180)
+    assert ref.returncode == 0, err[-2000:]
+    a = json.loads((ref_dir / "losses.json").read_text())
+    b = json.loads((run_dir / "losses.json").read_text())
+    assert len(a) == len(b) == 12
+    assert a == b  # bitwise: the floats are written with full precision
+    assert [p.name for p in checkpoint_paths(run_dir)] == ["step_000009.pt", "step_000012.pt"]  # keep_last=2
+    # the trained model loads through the transformers Auto classes and generates
+    from transformers import AutoModelForCausalLM
+    m = AutoModelForCausalLM.from_pretrained(run_dir / "model").eval()
+    prompt = torch.tensor([list(b"def ")])
+    assert m.generate(prompt, max_new_tokens=5, do_sample=False, pad_token_id=0).shape == (1, 9)
+
+
+# --- loader ------------------------------------------------------------------------------------
+
+def test_loader_exact_proportions_and_windows():
+    ld = tiny_loader(batch_size=6)
+    toks = text_tokens()
+    batches = [ld.next_batch() for _ in range(10)]
+    assert ld.drawn == {"decoder": 20, "encoder": 40}
+    for _ in range(3):
+        b = ld.next_batch()
+        for row, src in zip(b, ld.last_sources):
+            stream = torch.from_numpy(toks[src].astype(np.int64))  # a window is a 33-token slice at a multiple of 32
+            assert any(torch.equal(stream[s:s + 33], row) for s in range(0, len(stream) - 32, 32))
+    assert batches[0].dtype == torch.int64 and batches[0].shape == (6, 33)
+
+
+def test_loader_epochs_shuffle_and_state():
+    ld = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=5, seed=3)
+    first_epoch = torch.cat([ld.next_batch(), ld.next_batch()])
+    assert sorted(first_epoch[:, 0].tolist()) == list(range(0, 100, 10))  # each window once per epoch
+    assert ld.epoch["a"] == 1
+    second_epoch = torch.cat([ld.next_batch(), ld.next_batch()])
+    assert not torch.equal(first_epoch, second_epoch)  # a new permutation
+    ordered = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=5, shuffle=False)
+    assert ordered.next_batch()[:, 0].tolist() == [0, 10, 20, 30, 40]
+    st = ld.state_dict()
+    nxt = ld.next_batch()
+    ld2 = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=5, seed=3)
+    ld2.load_state_dict(st)
+    assert torch.equal(ld2.next_batch(), nxt)
+    other = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=4, seed=3)
+    with pytest.raises(ConfigError, match="different data or loader settings"):
+        other.load_state_dict(st)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(tokens={}, weights={"a": 1}), "non-empty dict"),
+    (dict(weights={"zz": 1}), "unknown source"),
+    (dict(weights={"decoder": -1}), "expected a finite number >= 0"),
+    (dict(weights={"decoder": 0}), "at least one weight must be positive"),
+    (dict(seq_len=0), "seq_len"),
+    (dict(tokens={"a": np.arange(5)}, weights={"a": 1}), "fewer than seq_len"),
+    (dict(tokens={"a": np.zeros((4, 50), dtype=np.int32)}, weights={"a": 1}), "1-D integer array"),
+])
+def test_loader_bad_input(kwargs, needle):
+    args = dict(tokens=text_tokens(), weights={"decoder": 1}, seq_len=32, batch_size=4) | kwargs
+    with pytest.raises(ConfigError, match=needle):
+        MixtureLoader(**args)
+
+
+# --- schedules and optimizer groups ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["constant", "cosine", "linear", "wsd"])
+def test_schedules(kind):
+    s = LRSchedule(kind, total_steps=50, warmup_steps=5, final_lr_ratio=0.25, decay_fraction=0.4)
+    lrs = [s(i) for i in range(50)]
+    assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert all(a >= b - 1e-12 for a, b in zip(lrs[5:], lrs[6:]))  # non-increasing after warmup
+    assert lrs[-1] == pytest.approx(1.0 if kind == "constant" else 0.25)
+    if kind == "wsd":
+        assert lrs[5:30] == [1.0] * 25 and lrs[31] < 1.0  # stable until the last 40 %
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(schedule="exponential"), "unknown schedule 'exponential'"),
+    (dict(lr=0.0), "positive learning rate"),
+    (dict(lr=-1e-3), "positive learning rate"),
+    (dict(warmup_steps=20, total_steps=10), "warmup_steps"),
+    (dict(final_lr_ratio=1.5), "final_lr_ratio"),
+    (dict(grad_accum=0), "grad_accum"),
+    (dict(precision="bf16"), "precision"),
+])
+def test_train_config_bad_input(kwargs, needle):
+    with pytest.raises(ConfigError, match=needle):
+        TrainConfig(**kwargs)
+
+
+def test_param_groups_no_decay_on_norms_and_embeddings():
+    m = tiny_model()
+    decay, no_decay = param_groups(m, 0.1)
+    names = {id(p): n for n, p in m.named_parameters()}
+    assert all("norm" in names[id(p)] or "embed" in names[id(p)] for p in no_decay["params"])
+    assert all(p.ndim == 2 and "embed" not in names[id(p)] for p in decay["params"])
+    assert len(param_groups(m, 0.1, no_decay_norms_embeddings=False)) == 1
+
+
+# --- training loop -----------------------------------------------------------------------------
+
+def test_grad_accumulation_matches_big_batch():
+    a = train(tiny_model(), tiny_loader(batch_size=8), cfg(total_steps=3, grad_clip=None))
+    b = train(tiny_model(), tiny_loader(batch_size=4), cfg(total_steps=3, grad_clip=None, grad_accum=2))
+    assert a.losses == pytest.approx(b.losses, abs=1e-5)
+    assert a.tokens == b.tokens == 3 * 8 * 32
+
+
+def test_eval_does_not_perturb_training_and_stages_switch(tmp_path):
+    calls = []
+    def eval_fn(model):
+        torch.randn(10)  # uses the RNG; training must not notice
+        np.random.rand()
+        calls.append(model.training)
+        return {"probe": 1.0}
+    plain = train(tiny_model(), tiny_loader(), cfg(total_steps=4))
+    evald = train(tiny_model(), tiny_loader(), cfg(total_steps=4, eval_every=2), eval_fn=eval_fn,
+                  callbacks=[MixtureStages({0: {"decoder": 1, "encoder": 2}, 2: {"decoder": 1}})])
+    assert calls == [False, False] and [e["step"] for e in evald.evals] == [2, 4]
+    assert plain.losses[:2] == evald.losses[:2]
+    assert evald.history[3]["sources"] == {"decoder": 4}
+    assert evald.history[0]["sources"] == {"encoder": 3, "decoder": 1}
+
+
+def test_z_loss_and_history_fields():
+    res = train(tiny_model(), tiny_loader(), cfg(total_steps=3, z_loss=1e-2))
+    h = res.history[-1]
+    assert h["z_loss"] > 0 and h["grad_norm"] > 0 and h["tokens"] == 3 * 4 * 32
+    assert res.tokens_per_s > 0 and res.final_loss(2) == pytest.approx(np.mean(res.losses[-2:]))
+
+
+class _Poison(Callback):
+    def on_step_start(self, state):
+        if state.step == 5:
+            with torch.no_grad():
+                state.model.model.layers[0].mlp.down_proj.weight.fill_(float("inf"))
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"step 6.*step_000004\.pt"):
+        train(tiny_model(), tiny_loader(), cfg(total_steps=8), tmp_path, callbacks=[_Poison()])
+    good = load_checkpoint(tmp_path / "checkpoints" / "step_000004.pt")
+    assert good["step"] == 4 and all(torch.isfinite(v).all() for v in good["model"].values())
+    res = train(tiny_model(), tiny_loader(), cfg(total_steps=8, on_nonfinite="stop"), tmp_path / "b",
+                callbacks=[_Poison()])
+    assert res.stopped and "non-finite" in res.stopped and len(res.losses) == 5
+
+
+def test_resume_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope" / "step_000003.pt"
+    with pytest.raises(ConfigError, match=str(missing)):
+        train(tiny_model(), tiny_loader(), cfg(), tmp_path / "x", resume=missing)
+    train(tiny_model(), tiny_loader(), cfg(total_steps=2), tmp_path / "y")
+    bad = latest_checkpoint(tmp_path / "y")
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ConfigError, match=str(bad)):
+        train(tiny_model(), tiny_loader(), cfg(total_steps=4), tmp_path / "y")
+
+
+def test_average_checkpoints(tmp_path):
+    res = train(tiny_model(), tiny_loader(), cfg(total_steps=4, checkpoint_every=1, keep_last=3), tmp_path)
+    paths = checkpoint_paths(tmp_path)
+    assert [p.name for p in paths] == ["step_000002.pt", "step_000003.pt", "step_000004.pt"]
+    states = [load_checkpoint(p)["model"] for p in paths]
+    avg = average_checkpoints(paths, [1, 1, 2])
+    k = "model.layers.0.mlp.down_proj.weight"
+    assert torch.allclose(avg[k], (states[0][k] + states[1][k] + 2 * states[2][k]) / 4, atol=1e-7)
+    m = tiny_model()
+    m.load_state_dict(avg)
+    with pytest.raises(ConfigError, match="weights"):
+        average_checkpoints(paths, [1, 1])
+    assert len(res.checkpoints) == 3
+
+
+if __name__ == "__main__" and sys.argv[1] == "worker":
+    worker(sys.argv[2], float(sys.argv[3]))
