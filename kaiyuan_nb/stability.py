@@ -20,8 +20,9 @@ from torch import nn
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'PRECISIONS', 'fp16_round', 'Fp16Counter',
-           'fp16_cast', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision']
+__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'fp16_round',
+           'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo',
+           'MixedPrecision']
 
 # %% ../nbs/05_stability.ipynb #c005
 FP16_MAX: float = float(torch.finfo(torch.float16).max)  # 65504, the largest finite float16
@@ -38,62 +39,101 @@ def fp16_round(x: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/05_stability.ipynb #c008
 SITE_KINDS = ("embed", "linear_in", "weight", "linear_out", "residual", "logits")
+_COUNT_KEYS = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd", "values_fwd")
 
 class Fp16Counter:
-    "Overflow/underflow counts per rounding-site kind, for the forward values and the gradients."
+    "Per site kind: values rounded to inf / flushed to 0 (forward and gradients) and the largest |x| seen."
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         "Zero all counts (call once per step)."
-        # per kind: [overflow_fwd, underflow_fwd, overflow_bwd, underflow_bwd, values_fwd]
-        self._acc: dict[str, torch.Tensor] = {}
+        self._stats: dict[str, dict[str, float]] = {}
 
-    def round(self, x: torch.Tensor, kind: str, direction: str) -> torch.Tensor:
-        "Round `x` through float16 and count the new infs and the flushed non-zeros."
+    def _entry(self, kind: str) -> dict[str, float]:
+        e = self._stats.get(kind)
+        if e is None:
+            e = self._stats[kind] = {**{k: 0 for k in _COUNT_KEYS}, "amax_fwd": 0.0, "amax_bwd": 0.0}
+        return e
+
+    def record(self, x: torch.Tensor, y: torch.Tensor, kind: str, direction: str) -> None:
+        """Count, for `x` rounded to float16 as `y`: new infs, flushed non-zeros and the largest |x|
+        (taken before rounding, so an overflow shows as a value beyond 65504)."""
+        if x.numel() == 0:
+            return
+        e = self._entry(kind)
+        x, y = x.detach(), y.detach()
+        lo, hi = torch.aminmax(x)
+        amax = max(-float(lo), float(hi))  # nan if x holds a nan
+        key = f"amax_{direction}"
+        e[key] = math.nan if (amax != amax or e[key] != e[key]) else max(e[key], amax)
+        if not amax < FP16_OVERFLOW:  # cheap test first: overflow is only possible from 65520 on
+            e[f"overflow_{direction}"] += int(torch.isinf(y).sum() - torch.isinf(x).sum())
+        e[f"underflow_{direction}"] += int(torch.count_nonzero(x) - torch.count_nonzero(y))
+        if direction == "fwd":
+            e["values_fwd"] += x.numel()
+
+    def round(self, x: torch.Tensor, kind: str, direction: str = "fwd") -> torch.Tensor:
+        "Round `x` through float16 and count what the rounding did."
         y = fp16_round(x)
-        with torch.no_grad():
-            acc = self._acc.get(kind)
-            if acc is None:
-                acc = self._acc[kind] = torch.zeros(5, dtype=torch.int64, device=x.device)
-            off = 0 if direction == "fwd" else 2
-            acc[off] += torch.isinf(y).sum() - torch.isinf(x).sum()
-            acc[off + 1] += (y == 0).sum() - (x == 0).sum()
-            if direction == "fwd":
-                acc[4] += x.numel()
+        self.record(x, y, kind, direction)
         return y
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        "Counts per site kind: overflow_fwd, underflow_fwd, overflow_bwd, underflow_bwd, values_fwd."
-        names = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd", "values_fwd")
-        return {k: dict(zip(names, (int(v) for v in acc.tolist()))) for k, acc in self._acc.items()}
+    def counts(self) -> dict[str, dict[str, float]]:
+        "Per site kind: overflow_fwd/bwd, underflow_fwd/bwd, values_fwd, amax_fwd/bwd."
+        return {k: dict(v) for k, v in self._stats.items()}
 
-    def totals(self) -> dict[str, int]:
-        "Counts summed over site kinds."
-        out = {"overflow_fwd": 0, "underflow_fwd": 0, "overflow_bwd": 0, "underflow_bwd": 0, "values_fwd": 0}
-        for c in self.counts().values():
-            for k in out:
+    def totals(self) -> dict[str, float]:
+        "Counts summed over site kinds, and the largest |x| over all of them."
+        out: dict[str, float] = {k: 0 for k in _COUNT_KEYS}
+        out["amax_fwd"] = out["amax_bwd"] = 0.0
+        for c in self._stats.values():
+            for k in _COUNT_KEYS:
                 out[k] += c[k]
+            for k in ("amax_fwd", "amax_bwd"):
+                out[k] = max(out[k], c[k]) if c[k] == c[k] else math.nan
         return out
 
 class _Fp16Round(torch.autograd.Function):
-    "Identity that rounds its input to float16 in forward and its gradient to float16 in backward."
+    "Identity that rounds its input to float16 in forward and its gradient in backward (`apply=False`: counts only)."
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, counter: Fp16Counter, kind: str) -> torch.Tensor:
-        ctx.counter, ctx.kind = counter, kind
-        return counter.round(x, kind, "fwd")
+    def forward(ctx: Any, x: torch.Tensor, counter: Fp16Counter, kind: str, apply: bool = True) -> torch.Tensor:
+        ctx.counter, ctx.kind, ctx.do_round = counter, kind, apply
+        y = fp16_round(x)
+        counter.record(x, y, kind, "fwd")
+        return y if apply else x.view_as(x)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        return ctx.counter.round(grad, ctx.kind, "bwd"), None, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        g = fp16_round(grad)
+        ctx.counter.record(grad, g, ctx.kind, "bwd")
+        return (g if ctx.do_round else grad), None, None, None
 
-def fp16_cast(x: torch.Tensor, counter: Fp16Counter, kind: str = "linear_out") -> torch.Tensor:
-    "Differentiable float16 rounding of `x` (value and gradient), counted under `kind`."
+def fp16_cast(x: torch.Tensor, counter: Fp16Counter, kind: str = "linear_out", apply: bool = True) -> torch.Tensor:
+    "Differentiable float16 rounding of `x` (value and gradient), counted under `kind`; `apply=False` only counts."
     if kind not in SITE_KINDS:
         raise ConfigError(f"fp16_cast: kind must be one of {SITE_KINDS}, got {kind!r}")
-    return _Fp16Round.apply(x, counter, kind)
+    return _Fp16Round.apply(x, counter, kind, apply)
 
 # %% ../nbs/05_stability.ipynb #c013
+@dataclass
+class Fp16Sites:
+    "Where an FP16 run holds float16 tensors, besides every nn.Linear (see the prose)."
+    embed: list[nn.Module] = field(default_factory=list)  # outputs = start of the residual stream
+    residual: list[nn.Module] = field(default_factory=list)  # outputs = residual stream (decoder layers)
+    residual_inputs: list[nn.Module] = field(default_factory=list)  # first input = residual (mid-layer norms)
+    logits: list[nn.Module] = field(default_factory=list)  # linears whose output are the logits (LM head)
+
+def kaiyuan_fp16_sites(model: nn.Module) -> Fp16Sites:
+    "The sites of a `KaiyuanForCausalLM` (or any model with `.model.embed_tokens/.layers` and `.lm_head`)."
+    try:
+        base, layers = model.model, list(model.model.layers)
+        return Fp16Sites(embed=[base.embed_tokens], residual=layers,
+                         residual_inputs=[l.post_attention_layernorm for l in layers], logits=[model.lm_head])
+    except AttributeError as e:
+        raise ConfigError(f"kaiyuan_fp16_sites: {type(model).__name__} lacks the Qwen3 layout "
+                          f"(.model.embed_tokens, .model.layers[i].post_attention_layernorm, .lm_head): {e}") from e
+
 def _first(out: Any) -> torch.Tensor:
     "The hidden-state tensor of a module output (tensor, tuple or ModelOutput)."
     if isinstance(out, torch.Tensor):
@@ -117,45 +157,59 @@ def _replace_first(out: Any, new: torch.Tensor) -> Any:
         return out
     raise TypeError(f"cannot replace a tensor in module output of type {type(out).__name__}")
 
-def _emulated_linear_forward(counter: Fp16Counter) -> Callable[[nn.Linear, torch.Tensor], torch.Tensor]:
-    "A forward for `nn.Linear` that computes on float16-rounded input/weight/bias and rounds the result."
-    def forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-        w = _Fp16Round.apply(self.weight, counter, "weight")
-        b = None if self.bias is None else _Fp16Round.apply(self.bias, counter, "weight")
-        y = F.linear(_Fp16Round.apply(x, counter, "linear_in"), w, b)
-        return _Fp16Round.apply(y, counter, "linear_out")
-    return forward
+EMULATION_MODES = ("round", "observe")
 
 class Fp16Emulation:
     "Context manager: while active, `model` computes as in FP16 mixed-precision training (see above)."
-    def __init__(self, model: nn.Module, residual_modules: Iterable[nn.Module] = (),
-                 embed_modules: Iterable[nn.Module] = (), round_logits: bool = True,
+    def __init__(self, model: nn.Module, sites: Fp16Sites | None = None, mode: str = "round",
                  counter: Fp16Counter | None = None):
         if not isinstance(model, nn.Module):
             raise ConfigError(f"Fp16Emulation: model must be an nn.Module, got {type(model).__name__}")
-        self.model, self.counter = model, counter or Fp16Counter()
-        self.residual_modules, self.embed_modules = list(residual_modules), list(embed_modules)
-        self.round_logits = round_logits
+        if mode not in EMULATION_MODES:
+            raise ConfigError(f"Fp16Emulation: mode must be one of {EMULATION_MODES}, got {mode!r}")
+        self.model, self.sites, self.mode = model, sites or Fp16Sites(), mode
+        self.counter = counter or Fp16Counter()
+        self.active = True  # observe mode: measure only while active (e.g. on statistics steps)
         self._handles: list[Any] = []
         self._patched: list[nn.Linear] = []
 
+    def _cast(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        if self.mode == "round":
+            return _Fp16Round.apply(x, self.counter, kind, True)
+        if self.active:
+            return _Fp16Round.apply(x, self.counter, kind, False)
+        return x
+
+    def _linear_forward(self, logits: bool) -> Callable[[nn.Linear, torch.Tensor], torch.Tensor]:
+        emu = self
+        def forward(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+            w = emu._cast(lin.weight, "weight")
+            b = None if lin.bias is None else emu._cast(lin.bias, "weight")
+            return emu._cast(F.linear(emu._cast(x, "linear_in"), w, b), "logits" if logits else "linear_out")
+        return forward
+
     def _hook(self, kind: str) -> Callable:
         def hook(module: nn.Module, args: Any, out: Any) -> Any:
-            return _replace_first(out, _Fp16Round.apply(_first(out), self.counter, kind))
+            return _replace_first(out, self._cast(_first(out), kind))
+        return hook
+
+    def _pre_hook(self, kind: str) -> Callable:
+        def hook(module: nn.Module, args: tuple) -> tuple:
+            return (self._cast(args[0], kind), *args[1:])
         return hook
 
     def __enter__(self) -> "Fp16Emulation":
-        forward = _emulated_linear_forward(self.counter)
+        logit_ids = {id(m) for m in self.sites.logits}
         for m in self.model.modules():
             if isinstance(m, nn.Linear):
-                m.forward = types.MethodType(forward, m)
+                m.forward = types.MethodType(self._linear_forward(id(m) in logit_ids), m)
                 self._patched.append(m)
-        for m in self.embed_modules:
+        for m in self.sites.embed:
             self._handles.append(m.register_forward_hook(self._hook("embed")))
-        for m in self.residual_modules:
+        for m in self.sites.residual:
             self._handles.append(m.register_forward_hook(self._hook("residual")))
-        if self.round_logits:
-            self._handles.append(self.model.register_forward_hook(self._hook("logits")))
+        for m in self.sites.residual_inputs:
+            self._handles.append(m.register_forward_pre_hook(self._pre_hook("residual")))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -187,9 +241,8 @@ class StepInfo:
 class MixedPrecision:
     "One switch for fp32 / fp16 (emulated on CPU, real autocast on CUDA) training with dynamic loss scaling."
     def __init__(self, model: nn.Module, precision: str = "fp32", device: str | torch.device = "cpu",
-                 residual_modules: Iterable[nn.Module] = (), embed_modules: Iterable[nn.Module] = (),
-                 init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
-                 growth_interval: int = 2000):
+                 sites: Fp16Sites | None = None, observe: bool = False, init_scale: float = 2.0 ** 16,
+                 growth_factor: float = 2.0, backoff_factor: float = 0.5, growth_interval: int = 2000):
         if precision not in PRECISIONS:
             raise ConfigError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
         if growth_interval < 1 or init_scale <= 0 or growth_factor <= 1 or not 0 < backoff_factor < 1:
@@ -197,21 +250,23 @@ class MixedPrecision:
                               f"growth_interval >= 1; got {init_scale}, {growth_factor}, {backoff_factor}, "
                               f"{growth_interval}")
         self.device = torch.device(device)
-        if precision == "fp16":  # the portable name: real autocast where possible
+        if precision == "fp16":  # the portable name: real autocast where the device has it
             precision = "fp16-autocast" if self.device.type == "cuda" else "fp16-emulated"
         if precision == "fp16-autocast" and self.device.type != "cuda":
             raise ConfigError("precision 'fp16-autocast' needs a CUDA device; use 'fp16-emulated' on CPU")
-        self.model, self.precision = model, precision
+        self.model, self.precision, self.sites = model, precision, sites or Fp16Sites()
         self.counter = Fp16Counter()
         self.emulation: Fp16Emulation | None = None
-        self._residual_handles: list[Any] = []
-        if precision == "fp16-emulated":
-            self.emulation = Fp16Emulation(model, residual_modules, embed_modules, counter=self.counter)
+        self._handles: list[Any] = []
+        if precision == "fp16-emulated" or observe:
+            mode = "round" if precision == "fp16-emulated" else "observe"
+            self.emulation = Fp16Emulation(model, self.sites, mode, counter=self.counter)
+            self.emulation.active = mode == "round"
             self.emulation.__enter__()
-        elif precision == "fp16-autocast":  # keep the residual stream float16 as on Ascend
-            for m in list(residual_modules) + list(embed_modules):
-                self._residual_handles.append(m.register_forward_hook(
-                    lambda mod, a, out: _replace_first(out, _first(out).half())))
+        if precision == "fp16-autocast":  # keep the residual stream float16, as on Ascend
+            half = lambda mod, a, out: _replace_first(out, _first(out).half())
+            for m in self.sites.embed + self.sites.residual:
+                self._handles.append(m.register_forward_hook(half))
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=init_scale, growth_factor=growth_factor,
                                            backoff_factor=backoff_factor, growth_interval=growth_interval,
                                            enabled=precision != "fp32")
@@ -220,6 +275,11 @@ class MixedPrecision:
     def fp16(self) -> bool:
         "Whether this run computes in fp16 (emulated or real)."
         return self.precision != "fp32"
+
+    def observe(self, on: bool) -> None:
+        "fp32 runs built with `observe=True`: switch the float16 bookkeeping on/off (e.g. per statistics step)."
+        if self.emulation is not None and self.emulation.mode == "observe":
+            self.emulation.active = on
 
     def autocast(self) -> contextlib.AbstractContextManager:
         "Context for the forward pass: real autocast on CUDA fp16, else nothing (emulation is always on)."
@@ -237,23 +297,22 @@ class MixedPrecision:
         if max_grad_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         else:
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         self.scaler.step(optimizer)
         self.scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        new_scale = float(self.scaler.get_scale()) if self.fp16 else 1.0
-        skipped = self.fp16 and new_scale < scale
+        skipped = self.fp16 and float(self.scaler.get_scale()) < scale
         totals = self.counter.totals()
         self.counter.reset()
         return StepInfo(skipped=bool(skipped), grad_norm=float(norm), scale=scale,
-                        overflow_fwd=totals["overflow_fwd"], overflow_bwd=totals["overflow_bwd"],
-                        underflow_bwd=totals["underflow_bwd"])
+                        overflow_fwd=int(totals["overflow_fwd"]), overflow_bwd=int(totals["overflow_bwd"]),
+                        underflow_bwd=int(totals["underflow_bwd"]))
 
     def close(self) -> None:
         "Remove the emulation / hooks from the model."
         if self.emulation is not None:
             self.emulation.__exit__(None, None, None)
             self.emulation = None
-        for h in self._residual_handles:
+        for h in self._handles:
             h.remove()
-        self._residual_handles = []
+        self._handles = []

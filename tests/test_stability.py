@@ -53,7 +53,7 @@ def test_linear_matches_real_fp16(scale):
         lin.weight.mul_(scale / 100 + 1)  # the big case: outputs of ~1e5 overflow float16
     x = torch.randn(16, 48) * scale
     real = F.linear(x.half(), lin.weight.half(), lin.bias.half())
-    with Fp16Emulation(lin, round_logits=False) as emu:
+    with Fp16Emulation(lin) as emu:
         out = lin(x).detach()
     assert within_ulp(out, real)
     n_inf = int(torch.isinf(real).sum())
@@ -75,13 +75,12 @@ def test_softmax_of_large_logits_matches_real_fp16():
     logits = torch.tensor([[60000.0, 59990.0, 0.0, -60000.0],
                            [70000.0, 1.0, 2.0, 3.0],     # overflows: inf - inf = nan in both
                            [11.0, 10.5, 10.0, -3.0]])
-    head = nn.Identity()
-    with Fp16Emulation(head, round_logits=True) as emu:
-        emulated = torch.softmax(head(logits), dim=-1)  # autocast runs softmax in float32
+    c = Fp16Counter()
+    emulated = torch.softmax(fp16_cast(logits, c, "logits"), dim=-1)  # autocast runs softmax in float32
     real = torch.softmax(logits.half(), dim=-1)
     assert within_ulp(fp16_round(emulated), real)
     assert torch.isnan(emulated[1]).all() and torch.isnan(real[1].float()).all()
-    assert emu.counter.counts()["logits"]["overflow_fwd"] == 1
+    assert c.counts()["logits"]["overflow_fwd"] == 1 and c.counts()["logits"]["amax_fwd"] == 70000.0
 
 
 def test_gradients_are_rounded_and_loss_scaling_rescues_them():
@@ -96,7 +95,7 @@ def test_gradients_are_rounded_and_loss_scaling_rescues_them():
     g = torch.randn(5, 4) * 1e3
     w16 = lin.weight.detach().half().requires_grad_()
     F.linear(inp.half(), w16).backward(g.half())
-    with Fp16Emulation(lin, round_logits=False):
+    with Fp16Emulation(lin):
         lin(inp).backward(g)
     assert within_ulp(lin.weight.grad, w16.grad)
 
