@@ -25,9 +25,10 @@ from torch import nn
 from .core import ConfigError, atomic_torch_save, atomic_write_json, torch_load
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'MixtureLoader', 'LRSchedule', 'param_groups', 'TrainConfig',
+__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'BUDGETS', 'MixtureLoader', 'LRSchedule', 'param_groups', 'TrainConfig',
            'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged', 'lm_loss', 'checkpoint_paths',
-           'latest_checkpoint', 'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train']
+           'latest_checkpoint', 'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train',
+           'eval_loss', 'matmul_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -553,3 +554,150 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
                        tokens=state.step * tokens_per_step,
                        tokens_per_s=steps_run * tokens_per_step / train_time if train_time else 0.0,
                        wall_s=time.perf_counter() - start_wall, stopped=stopped)
+
+# %% ../nbs/03_trainer.ipynb #c016
+@torch.no_grad()
+def eval_loss(model: nn.Module, tokens: dict[str, np.ndarray], seq_len: int, batch_size: int = 8,
+              max_windows: int = 64) -> dict[str, float]:
+    "Mean next-token loss per source over up to `max_windows` evenly spaced windows (keys `loss_<source>`)."
+    device = next(model.parameters()).device
+    out = {}
+    for name, arr in tokens.items():
+        n = (len(arr) - 1) // seq_len
+        if n < 1:
+            raise ConfigError(f"eval_loss: source {name!r} has {len(arr)} tokens, fewer than seq_len + 1")
+        starts = np.linspace(0, n - 1, min(n, max_windows)).round().astype(np.int64) * seq_len
+        windows = np.stack([arr[s:s + seq_len + 1] for s in starts]).astype(np.int64)
+        total = 0.0
+        for i in range(0, len(windows), batch_size):
+            b = torch.from_numpy(windows[i:i + batch_size]).to(device)
+            logits = model(input_ids=b[:, :-1], use_cache=False).logits
+            total += lm_loss(logits, b[:, 1:])[0].item() * len(b)
+        out[f"loss_{name}"] = total / len(windows)
+    return out
+
+# %% ../nbs/03_trainer.ipynb #c020
+def matmul_peak_gflops(n: int = 2048, reps: int = 3, device: str | torch.device = "cpu") -> float:
+    "Best-of-`reps` FP32 GFLOP/s of an n×n @ n×n matmul (the machine's practical peak)."
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ b; sync()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter(); a @ b; sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[torch.Tensor],
+                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float]:
+    "Run `steps` training steps on batches[start:]; return (seconds, last loss)."
+    device = next(model.parameters()).device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        batch = batches[(start + i) % len(batches)].to(device)
+        logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+        loss = lm_loss(logits, batch[:, 1:])[0]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    value = loss.item()
+    sync()
+    return time.perf_counter() - t0, value
+
+def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None = None, batch_size: int = 16,
+                seq_len: int = 256, rounds: int = 5, steps: int = 1, warmup: int = 1, threads: int | None = None,
+                device: str | None = None, seed: int = 0, peak_n: int = 2048, progress: bool = True) -> dict[str, Any]:
+    """Interleaved training-throughput benchmark of `KaiyuanForCausalLM` vs transformers' `Qwen3ForCausalLM`
+    of the same config and weights; returns medians, ranges, per-round records and MFU."""
+    from tqdm.auto import tqdm
+    from kaiyuan_nb.model import KaiyuanForCausalLM, param_counts, to_qwen3
+    if rounds < 1 or steps < 1:
+        raise ConfigError(f"bench_train: rounds and steps must be >= 1, got {rounds}, {steps}")
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    ours = KaiyuanForCausalLM(config).to(dev).train()
+    hf = to_qwen3(ours).to(dev).train()
+    if batches is None:  # token ids only matter for the embedding lookup; the chapter passes real text
+        g = torch.Generator().manual_seed(seed)
+        batches = [torch.randint(0, config.vocab_size, (batch_size, seq_len + 1), generator=g) for _ in range(4)]
+    tokens_per_step = batches[0].shape[0] * (batches[0].shape[1] - 1)
+    models = {"ours": ours, "hf_qwen3": hf}
+    opts = {k: torch.optim.AdamW(param_groups(m, 0.1), lr=1e-3, betas=(0.9, 0.95), fused=True) for k, m in models.items()}
+    for k, m in models.items():  # warm-up: allocator, kernels, optimizer state
+        _timed_train_steps(m, opts[k], batches, 0, warmup)
+    n_matmul = param_counts(config)["matmul"]
+    records = []
+    for r in tqdm(range(rounds), desc="bench", disable=not progress):
+        order = ["ours", "hf_qwen3"] if r % 2 == 0 else ["hf_qwen3", "ours"]
+        rec: dict[str, Any] = {"round": r, "order": order}
+        for k in order:
+            secs, loss = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
+            rec[f"{k}_tokens_per_s"] = steps * tokens_per_step / secs
+            rec[f"{k}_loss"] = loss
+        rec["peak_gflops"] = matmul_peak_gflops(peak_n, device=dev)
+        rec["ratio"] = rec["ours_tokens_per_s"] / rec["hf_qwen3_tokens_per_s"]
+        rec["mfu"] = 6 * n_matmul * rec["ours_tokens_per_s"] / (rec["peak_gflops"] * 1e9)
+        rec["hf_mfu"] = 6 * n_matmul * rec["hf_qwen3_tokens_per_s"] / (rec["peak_gflops"] * 1e9)
+        records.append(rec)
+    med = lambda key: float(np.median([x[key] for x in records]))
+    return {"ratio": med("ratio"), "ratio_min": min(x["ratio"] for x in records),
+            "ratio_max": max(x["ratio"] for x in records), "mfu": med("mfu"),
+            "mfu_min": min(x["mfu"] for x in records), "mfu_max": max(x["mfu"] for x in records),
+            "hf_mfu": med("hf_mfu"), "ours_tokens_per_s": med("ours_tokens_per_s"),
+            "hf_qwen3_tokens_per_s": med("hf_qwen3_tokens_per_s"), "peak_gflops": med("peak_gflops"),
+            "params_matmul": n_matmul, "tokens_per_step": tokens_per_step, "rounds": records,
+            "threads": torch.get_num_threads(), "device": str(dev),
+            "same_losses": all(abs(x["ours_loss"] - x["hf_qwen3_loss"]) < 1e-3 * max(1.0, abs(x["ours_loss"]))
+                               for x in records)}
+
+def bench_main(argv: list[str] | None = None) -> int:
+    "CLI: `python -c 'from kaiyuan_nb.train import bench_main; bench_main()' --scale report [--rounds N]`."
+    import argparse, json
+    from kaiyuan_nb.core import get_scale
+    from kaiyuan_nb.model import config_for_scale
+    ap = argparse.ArgumentParser(prog="bench_train", description="Training tokens/s: ours vs transformers Qwen3, and MFU.")
+    ap.add_argument("--scale", default="report")
+    ap.add_argument("--vocab-size", type=int, default=None, help="default: the scale's")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the scale's")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="default: torch's (all cores)")
+    ap.add_argument("--out", default=None, help="write the JSON result here")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    sc = get_scale(args.scale)
+    res = bench_train(config_for_scale(sc, args.vocab_size), batch_size=args.batch_size or sc.batch_size,
+                      seq_len=sc.model.seq_len, rounds=args.rounds, steps=args.steps, threads=args.threads)
+    print(f"train tokens/s  ours {res['ours_tokens_per_s']:.0f}  transformers Qwen3 {res['hf_qwen3_tokens_per_s']:.0f}  "
+          f"ratio {res['ratio']:.3f} (range {res['ratio_min']:.3f}-{res['ratio_max']:.3f})")
+    print(f"fp32 matmul peak {res['peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu']:.1%} "
+          f"(range {res['mfu_min']:.1%}-{res['mfu_max']:.1%})  transformers {res['hf_mfu']:.1%}  threads {res['threads']}")
+    if args.out:
+        atomic_write_json(args.out, res)
+    return 0
+
+# %% ../nbs/03_trainer.ipynb #c022
+@dataclass(frozen=True)
+class TrainerBudget:
+    "Chapter-03 knobs per scale."
+    train_steps: int  # steps of the demo training run
+    eval_every: int  # steps between held-out evaluations
+    eval_windows: int  # held-out windows per source
+    resume_steps: int  # steps of the exact-resume check (smoke-size model)
+    bench_rounds: int  # interleaved benchmark rounds
+    bench_steps: int  # timed steps per model per round
+    peak_n: int  # size of the square matmuls that measure the FP32 peak
+
+BUDGETS = {
+    "smoke": TrainerBudget(train_steps=30, eval_every=10, eval_windows=8, resume_steps=8, bench_rounds=2,
+                           bench_steps=1, peak_n=1024),
+    "report": TrainerBudget(train_steps=40, eval_every=10, eval_windows=32, resume_steps=12, bench_rounds=5,
+                            bench_steps=1, peak_n=2048),
+    "gpu": TrainerBudget(train_steps=2000, eval_every=200, eval_windows=256, resume_steps=20, bench_rounds=10,
+                         bench_steps=5, peak_n=8192),
+}

@@ -74,7 +74,7 @@ def _spawn(out_dir: Path, sleep: float) -> subprocess.Popen:
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
     ref = _spawn(ref_dir, 0.0)
-    victim = _spawn(run_dir, 0.4)
+    victim = _spawn(run_dir, 0.25)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "checkpoints" / "step_000006.pt").exists():
         assert victim.poll() is None, victim.communicate()[1][-2000:]
