@@ -35,13 +35,23 @@ from .core import (ConfigError, Scale, atomic_write, atomic_write_bytes, atomic_
 
 # %% auto #0
 __all__ = ['LICENSE_ALLOWLIST', 'TRAINING_ROLES', 'MANIFEST_ROLES', 'MANIFEST_REQUIRED', 'DECONTAM_TASKS', 'DECONTAM_N',
-           'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'CORPUS_VERSION', 'CORPUS_SOURCES', 'SPLITS',
-           'CORPUS_BUDGETS', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest', 'check_license',
+           'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'MERSENNE_61', 'MAX_HASH_32', 'NODE_TYPES',
+           'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CORPUS_VERSION', 'SPLITS', 'CORPUS_BUDGETS',
+           'CORPUS_PIPELINE', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest', 'check_license',
            'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents', 'iter_records',
-           'load_source', 'stable_hash', 'stable_unit', 'split_of', 'clean_text', 'minhash_normalize', 'word_tokens',
-           'token_hashes', 'mix64', 'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir', 'eval_item_texts',
-           'NgramIndex', 'decontam_index', 'balanced_sample', 'train_tokenizer', 'CorpusBudget', 'sample_records',
-           'PreparedCorpus', 'prepare_corpus']
+           'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text', 'minhash_normalize',
+           'word_tokens', 'token_hashes', 'mix64', 'unique_u64', 'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir',
+           'eval_item_texts', 'NgramIndex', 'decontam_index', 'balanced_sample', 'train_tokenizer',
+           'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens', 'minhash_tokens', 'signatures_from_shingles',
+           'minhash_signatures', 'band_keys', 'candidate_edges', 'cluster_duplicates', 'DedupResult', 'minhash_dedup',
+           'cjk_ratio', 'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier', 'NgramLM', 'Param',
+           'register_node', 'Node', 'MapNode', 'ReadSource', 'ReadBranch', 'Normalize', 'LengthFilter', 'LangFilter',
+           'RepetitionFilter', 'QualityScore', 'Decontaminate', 'Split', 'Repeat', 'ExactDedup', 'MinHashDedup',
+           'RatioFilter', 'Write', 'PipelineSpec', 'parse_pipeline', 'LocalEngine', 'SparkEngine', 'stop_spark',
+           'PipelineContext', 'output_path', 'read_output', 'PipelineResult', 'check_conservation', 'run_pipeline',
+           'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup', 'dedup_benchmark',
+           'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus', 'corpus_pipeline_config',
+           'corpus_params', 'prepare_corpus']
 
 # %% ../nbs/01_data.ipynb #c005
 LICENSE_ALLOWLIST: frozenset[str] = frozenset({
@@ -62,7 +72,7 @@ class SourceManifest:
     license: str
     upstream: dict
     files: tuple[dict, ...]
-    text_field: str
+    text_field: str | None
     path: Path
     id_field: str | None = None
     quality_field: str | None = None
@@ -98,6 +108,8 @@ def load_manifest(name: str, root: str | Path | None = None) -> SourceManifest:
     for key, typ in MANIFEST_REQUIRED.items():
         if key not in raw:
             raise ConfigError(f"{path}: missing required key {key!r}")
+        if key == "text_field" and raw[key] is None and raw.get("role") == "eval":
+            continue  # evaluation sets may have structured items instead of one text field
         if not isinstance(raw[key], typ):
             raise ConfigError(f"{path}: {key}: expected {typ.__name__}, got {raw[key]!r}")
     if raw["name"] != name:
@@ -164,12 +176,15 @@ def stdlib_files(m: SourceManifest) -> list[tuple[str, Path]]:
     exclude = tuple(m.extra.get("exclude", []))
     version = sys.version.split()[0]
     out = []
-    for p in sorted(root.rglob("*.py")):
-        rel = p.relative_to(root).as_posix()
-        if rel.startswith("site-packages/") or any(rel.startswith(e) or f"/{e}" in f"/{rel}" for e in exclude):
-            continue
-        out.append((f"cpython-{version}/{rel}", p))
-    return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        reld = Path(dirpath).relative_to(root).as_posix()
+        reld = "" if reld == "." else reld + "/"
+        dirnames[:] = [d for d in dirnames if d != "site-packages" and d != "__pycache__"
+                       and not any((reld + d + "/").startswith(e) or f"/{e}" in f"/{reld}{d}/" for e in exclude)]
+        for f in filenames:
+            if f.endswith(".py"):
+                out.append((f"cpython-{version}/{reld}{f}", Path(dirpath) / f))
+    return sorted(out)
 
 def stdlib_document(doc_id: str, path: Path, max_chars: int = 200_000) -> dict | None:
     "One stdlib file as a document, or None when it is not UTF-8, empty or over `max_chars`."
@@ -187,6 +202,19 @@ def stdlib_documents(m: SourceManifest) -> Iterator[dict]:
         if (d := stdlib_document(doc_id, p)) is not None:
             yield d
 
+def _parse_record(m: SourceManifest, name: str, fi: int, i: int, line: str, path: Path) -> dict:
+    "One JSONL line -> record with `id` and `text` (errors name the file and line)."
+    try:
+        r = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: line {i + 1}: not valid JSON ({e})") from e
+    if m.text_field not in r or not isinstance(r[m.text_field], str):
+        raise ConfigError(f"{path}: line {i + 1}: no string field {m.text_field!r} (the manifest's text_field)")
+    r["text"] = r.pop(m.text_field)
+    rid = r.get(m.id_field) if m.id_field else None
+    r["id"] = str(rid) if rid is not None else f"{name}-{fi}-{i:06d}"
+    return r
+
 def iter_records(name: str, root: str | Path | None = None, check: bool = True) -> Iterator[dict]:
     "Stream the records of a source (sha256-verified first); every record gets an `id` and a `text`."
     m = load_manifest(name, root)
@@ -201,18 +229,8 @@ def iter_records(name: str, root: str | Path | None = None, check: bool = True) 
         opener = gzip.open if p.suffix == ".gz" else open
         with opener(p, "rt", encoding="utf-8") as fh:
             for i, line in enumerate(fh):
-                if not line.strip():
-                    continue
-                try:
-                    r = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{p}: line {i + 1}: not valid JSON ({e})") from e
-                if m.text_field not in r or not isinstance(r[m.text_field], str):
-                    raise ConfigError(f"{p}: line {i + 1}: no string field {m.text_field!r} (the manifest's text_field)")
-                r["text"] = r.pop(m.text_field)
-                rid = r.get(m.id_field) if m.id_field else None
-                r["id"] = str(rid) if rid is not None else f"{name}-{fi}-{i:06d}"
-                yield r
+                if line.strip():
+                    yield _parse_record(m, name, fi, i, line, p)
 
 def load_source(name: str, root: str | Path | None = None) -> "datasets.Dataset":
     "The source as a `datasets.Dataset` (json builder on the verified local files; stdlib built in memory)."
@@ -243,11 +261,67 @@ def split_of(doc_id: str, heldout_fraction: float = 0.05, salt: str = "split") -
     "'heldout' for a stable `heldout_fraction` of ids, else 'train'."
     return "heldout" if stable_unit(salt, doc_id) < heldout_fraction else "train"
 
-# %% ../nbs/01_data.ipynb #c013
+# %% ../nbs/01_data.ipynb #c012
+_RANKED: dict[tuple, list[tuple[int, int, int, str]]] = {}
+
+def _ranked_lines(m: SourceManifest, name: str, root: str | Path | None) -> list[tuple[int, int, int, str]]:
+    "(sample hash, file index, line index, raw line) of every record, by hash; ids read without full JSON parsing."
+    key = (name, str(root), tuple(f["sha256"] for f in m.files))
+    if key not in _RANKED:
+        id_re = re.compile(r'(?<!\\)"' + re.escape(m.id_field) + r'": "((?:[^"\\]|\\.)*)"') if m.id_field else None
+        out = []
+        for fi, p in enumerate(verify_files(m, root)):
+            opener = gzip.open if p.suffix == ".gz" else open
+            with opener(p, "rt", encoding="utf-8") as fh:
+                for i, line in enumerate(fh):
+                    if not line.strip():
+                        continue
+                    if id_re is None:
+                        rid = f"{name}-{fi}-{i:06d}"
+                    else:
+                        mm = id_re.search(line)
+                        rid = json.loads(f'"{mm.group(1)}"') if mm else _parse_record(m, name, fi, i, line, p)["id"]
+                    out.append((stable_hash("sample", rid), fi, i, line))
+        out.sort(key=lambda x: x[0])
+        _RANKED[key] = out
+    return _RANKED[key]
+
+def sample_records(name: str, n: int, root: str | Path | None = None) -> list[dict]:
+    "The `n` records of a source with the smallest stable hash of their id, in id-hash order."
+    m = load_manifest(name, root)
+    check_license(m)
+    if m.generator == "python_stdlib":  # rank by path first: only the chosen files are read
+        out = []
+        for doc_id, p in sorted(stdlib_files(m), key=lambda x: stable_hash("sample", x[0])):
+            if len(out) >= n:
+                break
+            if (d := stdlib_document(doc_id, p)) is not None:
+                out.append(d)
+        return out
+    if m.generator:
+        raise ConfigError(f"{m.path}: generator: unknown generator {m.generator!r}; known: ['python_stdlib']")
+    paths = [Path(root or repo_root()) / f["path"] for f in m.files]
+    return [_parse_record(m, name, fi, i, line, paths[fi]) for _, fi, i, line in _ranked_lines(m, name, root)[:n]]
+
+def _write_jsonl_gz(path: Path, rows: Iterable[dict], level: int = 6) -> Path:
+    "Deterministic gzip JSONL (mtime 0), written atomically."
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=level, mtime=0) as g:
+        for r in rows:
+            g.write((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+    return atomic_write_bytes(path, buf.getvalue())
+
+def _read_jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(l) for l in fh if l.strip()]
+
+# %% ../nbs/01_data.ipynb #c014
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRAIL_RE = re.compile(r"[ \t\u00a0\u3000]+\n")
 _BLANKS_RE = re.compile(r"\n{3,}")
-_PUNCT_TABLE: dict[int, str] | None = None
+_DIGIT_RE = re.compile(r"\d")
+_NONWORD_RE = re.compile(r"[\W_]+")
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 def clean_text(text: str) -> str:
     "Unicode NFC, control characters removed, trailing spaces stripped, runs of blank lines collapsed."
@@ -256,30 +330,14 @@ def clean_text(text: str) -> str:
     text = _TRAIL_RE.sub("\n", text + "\n")
     return _BLANKS_RE.sub("\n\n", text).strip()
 
-def _punct_table() -> dict[int, str]:
-    "Translation table: every punctuation/symbol code point of planes 0-1 to a space, digits to '0'."
-    global _PUNCT_TABLE
-    if _PUNCT_TABLE is None:
-        table = {}
-        for cp in range(0x20000):
-            cat = unicodedata.category(chr(cp))
-            if cat[0] in "PS":
-                table[cp] = " "
-            elif cat == "Nd":
-                table[cp] = "0"
-        _PUNCT_TABLE = table
-    return _PUNCT_TABLE
-
-_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
 def minhash_normalize(text: str) -> str:
-    "Kaiyuan-Spark's dedup key: lowercase, digits->0, punctuation->space, NFD without diacritics, spaces collapsed."
+    "Kaiyuan-Spark's dedup key: lowercase, NFD without diacritics, digits->0, punctuation->space, spaces collapsed."
     text = text.lower()
     if not text.isascii():
         text = _COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
-    return " ".join(text.translate(_punct_table()).split())
+    return " ".join(_NONWORD_RE.sub(" ", _DIGIT_RE.sub("0", text)).split())
 
-# %% ../nbs/01_data.ipynb #c015
+# %% ../nbs/01_data.ipynb #c016
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RE = re.compile(f"[{_CJK}]")
 _WORD_RE = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
@@ -295,9 +353,9 @@ def word_tokens(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower())
 
 class _HashCache(dict):
-    "token -> xxhash64, computed on first use."
-    def __missing__(self, token: str) -> int:
-        h = self[token] = xxhash.xxh64_intdigest(token.encode("utf-8"))
+    "token (str, or its UTF-8 bytes: same hash) -> xxhash64, computed on first use."
+    def __missing__(self, token: str | bytes) -> int:
+        h = self[token] = xxhash.xxh64_intdigest(token.encode("utf-8") if isinstance(token, str) else token)
         return h
 
 _TOKEN_CACHE = _HashCache()
@@ -316,6 +374,23 @@ def mix64(x: np.ndarray) -> np.ndarray:
         x ^= x >> np.uint64(27); x *= np.uint64(0x94D049BB133111EB)
         x ^= x >> np.uint64(31)
     return x
+
+def unique_u64(a: np.ndarray, return_inverse: bool = False, return_counts: bool = False):
+    "Sorted unique values of a uint64 array by sorting (much faster than numpy 2's hash-based `np.unique` here)."
+    order = np.argsort(a, kind="stable") if (return_inverse or return_counts) else None
+    s = a[order] if order is not None else np.sort(a)
+    first = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, dtype=bool)
+    u = s[first]
+    if order is None:
+        return u
+    out = [u]
+    if return_inverse:
+        inv = np.empty(len(a), dtype=np.int64)
+        inv[order] = np.cumsum(first) - 1
+        out.append(inv)
+    if return_counts:
+        out.append(np.diff(np.r_[np.flatnonzero(first), len(s)]))
+    return tuple(out)
 
 def ngram_hashes(h: np.ndarray, n: int) -> np.ndarray:
     "64-bit hashes of all contiguous n-grams of a token-hash array (empty if fewer than n tokens)."
@@ -340,7 +415,7 @@ def batch_ngram_hashes(token_lists: list[list[str]], n: int) -> tuple[np.ndarray
     keep = np.arange(len(grams)) + n <= ends[doc]
     return grams[keep], doc[keep]
 
-# %% ../nbs/01_data.ipynb #c018
+# %% ../nbs/01_data.ipynb #c019
 DECONTAM_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "mmlu", "gsm8k", "xcopa_zh")
 DECONTAM_N = 13
 
@@ -391,8 +466,8 @@ class NgramIndex:
             grams, doc = batch_ngram_hashes([word_tokens(x) for x in items], n)
             parts.append(grams)
             info[t] = {"dir": str(d) if d else None, "items": len(items),
-                       "items_shorter_than_n": int(len(items) - len(np.unique(doc)))}
-        hashes = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
+                       "items_shorter_than_n": int(len(items) - np.count_nonzero(np.bincount(doc, minlength=len(items))))}
+        hashes = unique_u64(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
         return cls(hashes, n, info)
 
     def digest(self) -> str:
@@ -407,7 +482,7 @@ class NgramIndex:
         g, doc = batch_ngram_hashes([word_tokens(t) for t in texts], self.n)
         if len(g):
             idx = np.minimum(np.searchsorted(self.hashes, g), len(self.hashes) - 1)
-            out[np.unique(doc[self.hashes[idx] == g])] = True
+            out[doc[self.hashes[idx] == g]] = True
         return out
 
     def contaminated(self, text: str) -> bool:
@@ -442,7 +517,7 @@ def decontam_index(cache_dir: str | Path | None = None, tasks: Iterable[str] = D
         return index
     return NgramIndex.build(tasks)
 
-# %% ../nbs/01_data.ipynb #c021
+# %% ../nbs/01_data.ipynb #c022
 SPECIAL_TOKENS = {"bos_token": "<|begin_of_text|>", "eos_token": "<|endoftext|>", "pad_token": "<|pad|>"}
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]
 CHAT_TEMPLATE = (
@@ -490,10 +565,1410 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> "transformers.PreTrain
     fast.model_max_length = 1 << 30
     return fast
 
-# %% ../nbs/01_data.ipynb #c024
-CORPUS_VERSION = "1"
-CORPUS_SOURCES = ("enwiki_sample", "stackexchange_small_sites", "openstax_textbooks", "zhwiki_sample",
-                  "chinese_poetry", "hendrycks_math", "gsm8k", "cpython_stdlib")
+# %% ../nbs/01_data.ipynb #c025
+MERSENNE_61 = (1 << 61) - 1
+MAX_HASH_32 = (1 << 32) - 1
+
+_OPT_CACHE: dict[tuple, tuple[int, int]] = {}
+
+def optimal_bands_rows(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    "(bands, rows) minimizing fp_weight·FP area + fn_weight·FN area of the LSH S-curve (datasketch's rule)."
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"threshold: expected a float in (0, 1], got {threshold!r}")
+    key = (threshold, num_perm, fp_weight, fn_weight)
+    if key not in _OPT_CACHE:
+        x, w = np.polynomial.legendre.leggauss(64)  # Gauss-Legendre nodes on [-1, 1]
+        br = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=np.float64)
+        def area(lo: float, hi: float, fn: Callable) -> np.ndarray:
+            s = (hi - lo) / 2 * x + (hi + lo) / 2
+            return (hi - lo) / 2 * (fn(s[None, :], br[:, :1], br[:, 1:]) @ w)
+        fp = area(0.0, threshold, lambda s, b, r: 1 - (1 - s ** r) ** b)
+        fn = area(threshold, 1.0, lambda s, b, r: (1 - s ** r) ** b)
+        best = int(np.argmin(fp_weight * fp + fn_weight * fn))
+        _OPT_CACHE[key] = (int(br[best, 0]), int(br[best, 1]))
+    return _OPT_CACHE[key]
+
+@dataclass(frozen=True)
+class MinHashConfig:
+    "MinHash LSH settings; defaults are Kaiyuan-Spark's."
+    num_perm: int = 128
+    threshold: float = 0.7
+    ngram: int = 5
+    seed: int = 1234
+    method: str = "oph"  # "oph" (one-permutation hashing + densification) or "kperm" (datasketch arithmetic)
+    tokenizer: str = "auto"  # "auto" (jieba when the text has CJK), "whitespace" or "jieba"
+    bands: int = 0  # 0: optimal for (threshold, num_perm)
+    rows: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("oph", "kperm"):
+            raise ConfigError(f"method: expected 'oph' or 'kperm', got {self.method!r}")
+        if self.tokenizer not in ("auto", "whitespace", "jieba"):
+            raise ConfigError(f"tokenizer: expected 'auto', 'whitespace' or 'jieba', got {self.tokenizer!r}")
+        if self.method == "oph" and (self.num_perm & (self.num_perm - 1) or self.num_perm < 2):
+            raise ConfigError(f"num_perm: the 'oph' method needs a power of two >= 2, got {self.num_perm}")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"threshold: expected a float in (0, 1], got {self.threshold!r}")
+
+    def band_rows(self) -> tuple[int, int]:
+        "(bands, rows) used for LSH."
+        if self.bands and self.rows:
+            if self.bands * self.rows > self.num_perm:
+                raise ConfigError(f"bands*rows: {self.bands}*{self.rows} exceeds num_perm {self.num_perm}")
+            return self.bands, self.rows
+        return optimal_bands_rows(self.threshold, self.num_perm)
+
+_JIEBA = None
+
+def _jieba():
+    global _JIEBA
+    if _JIEBA is None:
+        import logging
+        import jieba
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        _JIEBA = jieba
+    return _JIEBA
+
+_ASCII_TABLE = bytes((c + 32) if 65 <= c <= 90 else c if 97 <= c <= 122 else 48 if 48 <= c <= 57 else 32
+                     for c in range(256))
+
+def fast_minhash_tokens(text: str, tokenizer: str = "auto") -> list[str] | list[bytes]:
+    "`minhash_tokens` with a byte-table fast path for ASCII text (same tokens, as UTF-8 bytes)."
+    if tokenizer != "jieba" and text.isascii():
+        return text.encode("ascii").translate(_ASCII_TABLE).split()
+    return minhash_tokens(text, tokenizer)
+
+def minhash_tokens(text: str, tokenizer: str = "auto") -> list[str]:
+    "Words of the normalized text: whitespace-split, or jieba-segmented for Chinese."
+    norm = minhash_normalize(text)
+    if tokenizer == "jieba" or (tokenizer == "auto" and _CJK_RE.search(norm)):
+        seg = _jieba().lcut
+        return [w for t in norm.split() for w in (seg(t) if _CJK_RE.search(t) else (t,)) if not w.isspace()]
+    return norm.split()
+
+# %% ../nbs/01_data.ipynb #c027
+def _perm_params(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    "datasketch's permutation parameters (a, b) for `seed` (legacy scheme, Mersenne prime 2^61-1)."
+    gen = np.random.RandomState(seed)
+    ab = np.array([(gen.randint(1, MERSENNE_61, dtype=np.uint64), gen.randint(0, MERSENNE_61, dtype=np.uint64))
+                   for _ in range(num_perm)], dtype=np.uint64).T
+    return ab[0], ab[1]
+
+def _mod_mersenne61(x: np.ndarray) -> np.ndarray:
+    "x mod (2^61 - 1) for uint64 arrays, without integer division."
+    p = np.uint64(MERSENNE_61)
+    r = (x & p) + (x >> np.uint64(61))
+    return np.where(r >= p, r - p, r)
+
+def _densify_table(num_perm: int, seed: int, attempts: int = 2048) -> np.ndarray:
+    "Fixed pseudo-random bin sequence per bin (the same for every document) for optimal densification."
+    return np.random.RandomState(seed + 7).randint(0, num_perm, size=(attempts, num_perm))
+
+def signatures_from_shingles(grams: np.ndarray, doc: np.ndarray, n_docs: int, cfg: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
+    "MinHash signatures (n_docs × num_perm, uint64) from shingle hashes grouped by `doc`; plus has-shingles mask."
+    K = cfg.num_perm
+    has = np.zeros(n_docs, dtype=bool)
+    has[doc] = True
+    if cfg.method == "oph":
+        bits = K.bit_length() - 1
+        empty = np.uint64((1 << (64 - bits)) - 1)
+        sig = np.full(n_docs * K, empty, dtype=np.uint64)
+        bins = (grams >> np.uint64(64 - bits)).astype(np.int64)
+        np.minimum.at(sig, doc.astype(np.int64) * K + bins, grams & empty)
+        sig = sig.reshape(n_docs, K)
+        orig = sig.copy()
+        holes = (sig == empty) & has[:, None]
+        if holes.any():
+            table = _densify_table(K, cfg.seed)
+            d_idx, j_idx = np.nonzero(holes)
+            for t in range(len(table)):
+                v = orig[d_idx, table[t, j_idx]]
+                ok = v != empty
+                sig[d_idx[ok], j_idx[ok]] = v[ok] ^ np.uint64(t)  # tag the borrow step (optimal densification)
+                d_idx, j_idx = d_idx[~ok], j_idx[~ok]
+                if not len(d_idx):
+                    break
+        return sig, has
+    a, b = _perm_params(K, cfg.seed)
+    hv = grams >> np.uint64(32)  # a 32-bit shingle hash, as datasketch's sha1_hash32
+    sig = np.full((n_docs, K), np.uint64(MAX_HASH_32), dtype=np.uint64)
+    if len(grams):
+        starts = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]])
+        chunk = max(1, 1_000_000 // K)
+        with np.errstate(over="ignore"):
+            for lo in range(0, len(starts), chunk):  # whole documents per chunk
+                s0 = starts[lo]
+                s1 = starts[lo + chunk] if lo + chunk < len(starts) else len(grams)
+                phv = _mod_mersenne61(hv[s0:s1, None] * a[None, :] + b[None, :]) & np.uint64(MAX_HASH_32)
+                seg = starts[lo:lo + chunk] - s0
+                sig[doc[starts[lo:lo + chunk]]] = np.minimum.reduceat(phv, seg, axis=0)
+    return sig, has
+
+def minhash_signatures(texts: list[str], cfg: MinHashConfig = MinHashConfig()) -> tuple[np.ndarray, np.ndarray]:
+    "Signatures and has-shingles mask of `texts` (normalize, tokenize, shingle, hash: all batched)."
+    grams, doc = batch_ngram_hashes([fast_minhash_tokens(t, cfg.tokenizer) for t in texts], cfg.ngram)
+    return signatures_from_shingles(grams, doc, len(texts), cfg)
+
+def band_keys(sig: np.ndarray, cfg: MinHashConfig) -> np.ndarray:
+    "One uint64 key per (document, band): hash of the band's rows."
+    b, r = cfg.band_rows()
+    keys = np.zeros((len(sig), b), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(r):
+            keys += sig[:, j:b * r:r] * _NGRAM_MULTS[j % len(_NGRAM_MULTS)] + np.uint64(j)
+    return mix64(keys + np.arange(b, dtype=np.uint64)[None, :] * np.uint64(0x9E3779B97F4A7C15))
+
+def candidate_edges(keys: np.ndarray, has: np.ndarray) -> np.ndarray:
+    "Edges (i, j) between documents that share a band key (each to the first of its bucket)."
+    edges = []
+    rows = np.flatnonzero(has)
+    for band in range(keys.shape[1]):
+        k = keys[rows, band]
+        order = np.argsort(k, kind="stable")
+        ks = k[order]
+        same = np.r_[False, ks[1:] == ks[:-1]]
+        if not same.any():
+            continue
+        first = np.maximum.accumulate(np.where(~same, np.arange(len(ks)), 0))
+        edges.append(np.stack([rows[order[first[same]]], rows[order[same]]], axis=1))
+    return np.unique(np.concatenate(edges), axis=0) if edges else np.empty((0, 2), dtype=np.int64)
+
+def cluster_duplicates(ids: list[str], edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Connected components of the candidate graph: (representative index = smallest id, component size) per doc."
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    n = len(ids)
+    g = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)) if len(edges) else coo_matrix((n, n))
+    _, label = connected_components(g, directed=False)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(np.array(ids, dtype=object), kind="stable")] = np.arange(n)
+    best = np.full(label.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(best, label, rank)
+    by_rank = np.argsort(rank)
+    rep = by_rank[best[label]]
+    size = np.bincount(label)[label]
+    return rep, size
+
+@dataclass
+class DedupResult:
+    "Per document: index of its component's representative (smallest id) and the component size."
+    rep: np.ndarray
+    size: np.ndarray
+    n_edges: int
+
+    @property
+    def keep(self) -> np.ndarray:
+        "True for the one document kept per component."
+        return self.rep == np.arange(len(self.rep))
+
+def minhash_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig()) -> DedupResult:
+    "Fuzzy dedup of a batch: signatures, LSH candidate edges, connected components."
+    sig, has = minhash_signatures(texts, cfg)
+    edges = candidate_edges(band_keys(sig, cfg), has)
+    rep, size = cluster_duplicates(ids, edges)
+    return DedupResult(rep, size, len(edges))
+
+# %% ../nbs/01_data.ipynb #c030
+def cjk_ratio(text: str) -> float:
+    "Share of CJK characters among non-space, non-punctuation characters."
+    letters = _NONWORD_RE.sub("", text)
+    return len(_CJK_RE.findall(letters)) / len(letters) if letters else 0.0
+
+def dup_line_fraction(text: str) -> float:
+    "Fraction of non-empty lines that repeat an earlier line."
+    lines = [l.strip() for l in text.split("\n") if l.strip()]
+    return 1 - len(set(lines)) / len(lines) if lines else 0.0
+
+def top_ngram_char_fraction(text: str, n: int) -> float:
+    "Characters covered by the most frequent word n-gram (counted once per occurrence) / all word characters."
+    from collections import Counter
+    words = text.lower().split()
+    if len(words) < n + 1:
+        return 0.0
+    grams = Counter(zip(*(words[i:] for i in range(n))))
+    gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    return min(1.0, count * sum(map(len, gram)) / max(1, sum(map(len, words))))
+
+# %% ../nbs/01_data.ipynb #c033
+class EduClassifier:
+    "Hashed n-gram logistic regression: P(text looks like the positive/educational class)."
+    def __init__(self, n_features: int = 1 << 16, ngrams: tuple[int, ...] = (1, 2), l2: float = 1e-4,
+                 max_chars: int = 4000):
+        self.n_features, self.ngrams, self.l2, self.max_chars = n_features, tuple(ngrams), l2, max_chars
+        self.w: np.ndarray | None = None
+        self.b = 0.0
+
+    def features(self, texts: list[str]) -> "scipy.sparse.csr_matrix":
+        "Row-normalized log(1+count) hashed n-gram features."
+        from scipy.sparse import csr_matrix
+        toks = [minhash_normalize(t[:self.max_chars]).split() for t in texts]
+        rows, cols = [], []
+        for n in self.ngrams:
+            g, doc = batch_ngram_hashes(toks, n)
+            cols.append((g % np.uint64(self.n_features)).astype(np.int64))
+            rows.append(doc.astype(np.int64))
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        X = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(texts), self.n_features))
+        X.sum_duplicates()
+        X.data = np.log1p(X.data)
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return csr_matrix(X.multiply(1.0 / norms[:, None]))
+
+    def fit(self, pos: list[str], neg: list[str], steps: int = 200, lr: float = 0.2) -> "EduClassifier":
+        "L2-regularized, class-balanced logistic regression, full-batch Adam on the sparse features."
+        X = self.features(pos + neg)
+        Xt = X.T.tocsr()
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        sw = np.where(y == 1, 0.5 / max(len(pos), 1), 0.5 / max(len(neg), 1))
+        theta = np.zeros(self.n_features + 1)
+        m, v = np.zeros_like(theta), np.zeros_like(theta)
+        for t in range(1, steps + 1):
+            z = X @ theta[:-1] + theta[-1]
+            g = sw * (1 / (1 + np.exp(-z)) - y)
+            grad = np.r_[Xt @ g + self.l2 * theta[:-1], g.sum()]
+            m = 0.9 * m + 0.1 * grad
+            v = 0.999 * v + 0.001 * grad * grad
+            theta -= lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        self.w, self.b = theta[:-1], float(theta[-1])
+        return self
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        "P(educational) per text."
+        if self.w is None:
+            raise RuntimeError("EduClassifier.score called before fit")
+        z = self.features(texts) @ self.w + self.b
+        return 1 / (1 + np.exp(-z))
+
+class NgramLM:
+    "Word bigram LM with interpolated absolute discounting and a Kneser-Ney continuation unigram."
+    def __init__(self, discount: float = 0.75, max_chars: int = 5_000):
+        self.d, self.max_chars = discount, max_chars
+
+    def _ids(self, text: str) -> np.ndarray:
+        return token_hashes(["<s>"] + minhash_normalize(text[:self.max_chars]).split() + ["</s>"])
+
+    def fit(self, texts: list[str]) -> "NgramLM":
+        "Count bigrams (hashed word pairs) of the reference texts."
+        seqs = [self._ids(t) for t in texts]
+        prev = np.concatenate([s[:-1] for s in seqs]); nxt = np.concatenate([s[1:] for s in seqs])
+        with np.errstate(over="ignore"):
+            pair = mix64(prev * np.uint64(0x9E3779B97F4A7C15) + nxt)
+        self.pairs, pair_idx, self.pair_count = unique_u64(pair, return_inverse=True, return_counts=True)
+        first_pair = np.zeros(len(self.pairs), dtype=np.int64); first_pair[pair_idx] = np.arange(len(pair))
+        p_prev, p_next = prev[first_pair], nxt[first_pair]
+        self.ctx, ctx_inv = unique_u64(p_prev, return_inverse=True)
+        self.ctx_total = np.bincount(ctx_inv, weights=self.pair_count).astype(np.float64)
+        self.ctx_types = np.bincount(ctx_inv).astype(np.float64)
+        self.words, cont = unique_u64(p_next, return_counts=True)  # continuation counts (distinct left contexts)
+        self.cont_prob = cont / cont.sum()
+        self.unk_prob = 1.0 / (len(self.words) + 1) / max(cont.sum(), 1)
+        return self
+
+    @staticmethod
+    def _lookup(keys: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.minimum(np.searchsorted(table, keys), max(len(table) - 1, 0))
+        return idx, table[idx] == keys if len(table) else np.zeros(len(keys), bool)
+
+    def log2_probs(self, text: str) -> np.ndarray:
+        "log2 P(w_i | w_{i-1}) for every word of `text` (and the end marker)."
+        s = self._ids(text)
+        prev, nxt = s[:-1], s[1:]
+        wi, wfound = self._lookup(nxt, self.words)
+        p_uni = np.where(wfound, self.cont_prob[wi], self.unk_prob)
+        with np.errstate(over="ignore"):
+            pair = mix64(prev * np.uint64(0x9E3779B97F4A7C15) + nxt)
+        pi, pfound = self._lookup(pair, self.pairs)
+        ci, cfound = self._lookup(prev, self.ctx)
+        c_pair = np.where(pfound, self.pair_count[pi], 0).astype(np.float64)
+        c_tot = np.where(cfound, self.ctx_total[ci], 0.0)
+        n_types = np.where(cfound, self.ctx_types[ci], 0.0)
+        safe = np.maximum(c_tot, 1.0)
+        p = np.where(cfound, np.maximum(c_pair - self.d, 0) / safe + self.d * n_types / safe * p_uni, p_uni)
+        return np.log2(p)
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        "−log2 perplexity per word (mean log2 probability): higher is closer to the reference text."
+        return np.array([float(self.log2_probs(t).mean()) for t in texts])
+
+# %% ../nbs/01_data.ipynb #c036
+@dataclass(frozen=True)
+class Param:
+    "Schema of one node key."
+    kind: str  # int | float | str | bool | str_list | choice | dict
+    required: bool = False
+    default: Any = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+    doc: str = ""
+
+    def describe(self) -> str:
+        "Human-readable expectation, e.g. 'a float in (0, 1]'."
+        if self.kind == "choice":
+            return f"one of {list(self.choices)}"
+        if self.kind in ("int", "float"):
+            if self.lo is None and self.hi is None:
+                return f"an {self.kind}" if self.kind == "int" else "a float"
+            lb = "(" if self.lo_open else "["
+            rb = ")" if self.hi_open else "]"
+            lo = "-inf" if self.lo is None else f"{self.lo:g}"
+            hi = "inf" if self.hi is None else f"{self.hi:g}"
+            art = "an" if self.kind == "int" else "a"
+            return f"{art} {self.kind} in {lb}{lo}, {hi}{rb}"
+        return {"str": "a string", "bool": "true or false", "str_list": "a list of strings",
+                "dict": "a mapping"}[self.kind]
+
+    def check(self, v: Any) -> str | None:
+        "None if `v` is valid, else the reason."
+        bad = f"expected {self.describe()}, got {v!r}"
+        if self.kind == "choice":
+            return None if v in self.choices else bad
+        if self.kind == "bool":
+            return None if isinstance(v, bool) else bad
+        if self.kind == "str":
+            return None if isinstance(v, str) and v else bad
+        if self.kind == "str_list":
+            return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else bad
+        if self.kind == "dict":
+            return None if isinstance(v, dict) else bad
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (self.kind == "int" and not isinstance(v, int)):
+            return bad
+        if not math.isfinite(v):
+            return bad
+        if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+            return bad
+        if self.hi is not None and (v > self.hi or (self.hi_open and v == self.hi)):
+            return bad
+        return None
+
+NODE_TYPES: dict[str, type] = {}
+
+def register_node(name: str) -> Callable[[type], type]:
+    "Class decorator: register a node type under `name` (as Kaiyuan-Spark registers its nodes)."
+    def deco(cls: type) -> type:
+        cls.type_name = name
+        NODE_TYPES[name] = cls
+        return cls
+    return deco
+
+class Node:
+    "A pipeline node: `kind` is reader, map (per document), global (needs all documents) or writer."
+    type_name: str = ""
+    kind: str = "map"
+    params: dict[str, Param] = {}
+    doc_fields: tuple[str, ...] = ()  # fields the node adds
+
+    def __init__(self, path: str, cfg: dict, children: list["Node"]):
+        self.path, self.children = path, children
+        self.cfg = {k: cfg.get(k, p.default) for k, p in self.params.items()}
+        self.raw = cfg
+
+    def __getattr__(self, key: str) -> Any:
+        cfg = self.__dict__.get("cfg", {})
+        if key in cfg:
+            return cfg[key]
+        raise AttributeError(key)
+
+    # driver-side preparation (train scorers, load indexes); `ctx` is the PipelineContext
+    def setup(self, ctx: "PipelineContext") -> None: pass
+    # map nodes: one document -> (output documents, drop reason or None)
+    def apply(self, doc: dict) -> tuple[list[dict], str | None]: raise NotImplementedError
+    # global nodes: whole dataset on the local engine / on Spark
+    def run_local(self, docs: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]: raise NotImplementedError
+    def run_spark(self, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]: raise NotImplementedError
+
+    def signature(self, ctx: "PipelineContext") -> str:
+        "Content hash of this node's config, its inputs' signatures and the code version (checkpoint key)."
+        if "_sig" not in self.__dict__:
+            extra = self.extra_signature(ctx)
+            self.__dict__["_sig"] = f"{stable_hash(PIPELINE_VERSION, self.type_name, json.dumps(self.cfg, sort_keys=True), extra, *[c.signature(ctx) for c in self.children]):016x}"
+        return self.__dict__["_sig"]
+
+    def extra_signature(self, ctx: "PipelineContext") -> str:
+        return ""
+
+    def portable(self) -> "Node":
+        "A shallow copy without children, to ship to workers (no upstream scorers or indexes attached)."
+        import copy
+        c = copy.copy(self)
+        c.__dict__["children"] = []
+        return c
+
+PIPELINE_VERSION = "1"
+
+# %% ../nbs/01_data.ipynb #c038
+def _sort_key(d: dict) -> tuple:
+    return (d["id"], d.get("repeat_index", 0))
+
+class MapNode(Node):
+    "Per-document operator; `apply_batch` may be overridden to vectorize."
+    kind = "map"
+    def apply_batch(self, docs: list[dict]) -> tuple[list[dict], dict[str, int]]:
+        "Apply to a partition: (output documents, drop counts by reason)."
+        out, reasons = [], {}
+        for d in docs:
+            res, why = self.apply(d)
+            out += res
+            if why:
+                reasons[why] = reasons.get(why, 0) + 1
+        return out, reasons
+
+@register_node("read_source")
+class ReadSource(Node):
+    "Leaf: `limit` documents of a manifest's source (a stable-hash sample; 0 = all)."
+    kind = "reader"
+    params = {"source": Param("str", required=True, doc="manifest name"),
+              "limit": Param("int", default=0, lo=0, doc="documents to read, 0 = all"),
+              "rename": Param("dict", default={}, doc="field renames, e.g. {score: votes}")}
+    def read(self, ctx: "PipelineContext") -> list[dict]:
+        recs = sample_records(self.source, self.limit) if self.limit else list(iter_records(self.source))
+        ren = self.rename
+        return [{**{ren.get(k, k): v for k, v in r.items()}, "source": self.source} for r in recs]
+    def extra_signature(self, ctx: "PipelineContext") -> str:
+        m = load_manifest(self.source)
+        return json.dumps([m.files, m.generator, sys.version_info[:2] if m.generator else None], default=str)
+
+@register_node("read_branch")
+class ReadBranch(Node):
+    "Leaf: the output of another branch (its writer's file), for shared trunks."
+    kind = "reader"
+    params = {"branch": Param("str", required=True, doc="name of another branch's writer")}
+    def read(self, ctx: "PipelineContext") -> list[dict]:
+        return read_output(ctx.output_dir, self.branch)
+    def extra_signature(self, ctx: "PipelineContext") -> str:
+        return ctx.branch_signature(self.branch)
+
+@register_node("normalize")
+class Normalize(MapNode):
+    "Unicode NFC, control characters, trailing spaces, blank-line runs (`clean_text`); optional cut."
+    params = {"max_chars": Param("int", default=0, lo=0, doc="cut documents longer than this (0 = never)")}
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        text = clean_text(d["text"])
+        if self.max_chars:
+            text = text[:self.max_chars]
+        return [{**d, "text": text}], None
+
+@register_node("length_filter")
+class LengthFilter(MapNode):
+    "Drop documents outside [min_chars, max_chars] characters or with fewer than min_words words."
+    params = {"min_chars": Param("int", default=0, lo=0), "max_chars": Param("int", default=0, lo=0, doc="0 = no limit"),
+              "min_words": Param("int", default=0, lo=0, doc="CJK characters count as words")}
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        n = len(d["text"])
+        if n < self.min_chars:
+            return [], "too_short"
+        if self.max_chars and n > self.max_chars:
+            return [], "too_long"
+        if self.min_words and len(word_tokens(d["text"])) < self.min_words:
+            return [], "too_few_words"
+        return [d], None
+
+@register_node("lang_filter")
+class LangFilter(MapNode):
+    "Keep documents whose CJK character ratio is within [min_cjk_ratio, max_cjk_ratio]."
+    params = {"min_cjk_ratio": Param("float", default=0.0, lo=0, hi=1), "max_cjk_ratio": Param("float", default=1.0, lo=0, hi=1)}
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        r = cjk_ratio(d["text"])
+        if r < self.min_cjk_ratio:
+            return [], "cjk_ratio_low"
+        if r > self.max_cjk_ratio:
+            return [], "cjk_ratio_high"
+        return [d], None
+
+@register_node("repetition_filter")
+class RepetitionFilter(MapNode):
+    "Gopher repetition rules: duplicate-line fraction and top word 2/3/4-gram character fractions."
+    params = {"max_dup_line_frac": Param("float", default=0.3, lo=0, hi=1),
+              "max_top_2gram": Param("float", default=0.2, lo=0, hi=1),
+              "max_top_3gram": Param("float", default=0.18, lo=0, hi=1),
+              "max_top_4gram": Param("float", default=0.16, lo=0, hi=1)}
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        t = d["text"]
+        if dup_line_fraction(t) > self.max_dup_line_frac:
+            return [], "duplicate_lines"
+        for n in (2, 3, 4):
+            if top_ngram_char_fraction(t, n) > self.cfg[f"max_top_{n}gram"]:
+                return [], f"top_{n}gram"
+        return [d], None
+
+@register_node("quality_score")
+class QualityScore(MapNode):
+    "Attach a quality score column: `edu_classifier`, `ngram_perplexity`, or a numeric `metadata` field."
+    params = {"scorer": Param("choice", required=True, choices=("edu_classifier", "ngram_perplexity", "metadata")),
+              "field": Param("str", default="score", doc="output column"),
+              "positive": Param("str", default="openstax_textbooks", doc="edu_classifier positives (source)"),
+              "negative": Param("str", default="stackexchange_small_sites", doc="edu_classifier negatives (source)"),
+              "reference": Param("str_list", default=["openstax_textbooks", "enwiki_sample"], doc="ngram_perplexity reference sources"),
+              "train_docs": Param("int", default=400, lo=10, doc="documents per training source"),
+              "metadata_field": Param("str", default="score", doc="for scorer=metadata")}
+    doc_fields = ("score", "score_name")
+    model: Any = None
+
+    def _train_texts(self, source: str) -> list[str]:
+        "Training documents: train-split documents only, so held-out text never shapes a scorer."
+        recs = sample_records(source, self.train_docs * 2)
+        return [clean_text(r["text"]) for r in recs if split_of(r["id"]) == "train"][:self.train_docs]
+
+    def setup(self, ctx: "PipelineContext") -> None:
+        if self.scorer == "metadata":
+            return
+        path = ctx.cache_dir / f"scorer_{stable_hash(PIPELINE_VERSION, json.dumps(self.cfg, sort_keys=True)):016x}.pkl"
+        if path.exists():
+            import pickle
+            self.model = pickle.loads(path.read_bytes())
+            return
+        if self.scorer == "edu_classifier":
+            self.model = EduClassifier().fit(self._train_texts(self.positive), self._train_texts(self.negative))
+        else:
+            self.model = NgramLM().fit([t for s in self.reference for t in self._train_texts(s)])
+        import pickle
+        atomic_write_bytes(path, pickle.dumps(self.model))
+
+    def apply_batch(self, docs: list[dict]) -> tuple[list[dict], dict[str, int]]:
+        if self.scorer == "metadata":
+            vals = []
+            for d in docs:
+                try:
+                    vals.append(float(d.get(self.metadata_field)))
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{self.path}.metadata_field: document {d['id']} has no numeric "
+                                      f"field {self.metadata_field!r} (got {d.get(self.metadata_field)!r})") from None
+        else:
+            vals = self.model.score([d["text"] for d in docs]) if docs else []
+        name = self.scorer if self.scorer != "metadata" else f"metadata:{self.metadata_field}"
+        return [{**d, self.field: round(float(v), 6), "score_name": name} for d, v in zip(docs, vals)], {}
+
+@register_node("decontaminate")
+class Decontaminate(MapNode):
+    "Drop documents sharing an n-gram (13 words) with an evaluation item of `tasks`."
+    params = {"tasks": Param("str_list", default=list(DECONTAM_TASKS)), "n": Param("int", default=DECONTAM_N, lo=5, hi=16)}
+    index: NgramIndex | None = None
+    def setup(self, ctx: "PipelineContext") -> None:
+        self.index = decontam_index(ctx.cache_dir, self.tasks) if self.n == DECONTAM_N else NgramIndex.build(self.tasks, self.n)
+    def extra_signature(self, ctx: "PipelineContext") -> str:
+        if self.index is None:
+            self.setup(ctx)
+        return self.index.digest()
+    def apply_batch(self, docs: list[dict]) -> tuple[list[dict], dict[str, int]]:
+        bad = self.index.contaminated_many([d["text"] for d in docs])
+        return [d for d, b in zip(docs, bad) if not b], ({"eval_ngram_overlap": int(bad.sum())} if bad.any() else {})
+
+@register_node("split")
+class Split(MapNode):
+    "Add `split` = train/heldout by a stable hash of the id; `keep` may drop the other split."
+    params = {"heldout_fraction": Param("float", default=0.05, lo=0, hi=1, hi_open=True),
+              "keep": Param("choice", default="all", choices=("all", "train", "heldout"))}
+    doc_fields = ("split",)
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        s = split_of(d["id"], self.heldout_fraction)
+        if self.keep != "all" and s != self.keep:
+            return [], "other_split"
+        return [{**d, "split": s}], None
+
+@register_node("repeat")
+class Repeat(MapNode):
+    "Kaiyuan repetition: floor(k) copies of each document plus one more with probability frac(k)."
+    params = {"factor": Param("float", required=True, lo=0, hi=1000), "seed": Param("int", default=0, lo=0)}
+    doc_fields = ("repeat_index",)
+    def apply(self, d: dict) -> tuple[list[dict], str | None]:
+        k = self.factor
+        n = int(math.floor(k)) + (1 if stable_unit("repeat", self.seed, d["id"], d.get("repeat_index", 0)) < k - math.floor(k) else 0)
+        if n == 0:
+            return [], "repeat_zero"
+        base = d.get("repeat_index", 0) * 1000
+        return [{**d, "repeat_index": base + i} for i in range(n)], None
+
+# %% ../nbs/01_data.ipynb #c039
+def _dedup_key(d: dict) -> str:
+    return hashlib.sha1(minhash_normalize(d["text"]).encode("utf-8")).hexdigest()
+
+def _better(a: dict, b: dict) -> dict:
+    return a if _sort_key(a) <= _sort_key(b) else b
+
+@register_node("exact_dedup")
+class ExactDedup(Node):
+    "Keep one document (smallest id) per normalized text; adds `exact_duplicate_count`."
+    kind = "global"
+    doc_fields = ("exact_duplicate_count",)
+    def run_local(self, docs: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]:
+        best: dict[str, tuple[dict, int]] = {}
+        for d in docs:
+            k = _dedup_key(d)
+            cur = best.get(k)
+            best[k] = (d, 1) if cur is None else (_better(cur[0], d), cur[1] + 1)
+        out = [{**d, "exact_duplicate_count": c} for d, c in best.values()]
+        return out, {"exact_duplicate": len(docs) - len(out)} if len(docs) > len(out) else {}
+    def run_spark(self, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]:
+        out = (rdd.map(lambda d: (_dedup_key(d), (d, 1)))
+                  .reduceByKey(lambda a, b: (_better(a[0], b[0]), a[1] + b[1]))
+                  .map(lambda kv: {**kv[1][0], "exact_duplicate_count": kv[1][1]}))
+        return out, {}
+
+def _minhash_partition(docs: list[dict], cfg: MinHashConfig) -> list[tuple[str, list[int]]]:
+    "(id, band keys) of every document of a partition that has shingles."
+    if not docs:
+        return []
+    sig, has = minhash_signatures([d["text"] for d in docs], cfg)
+    keys = band_keys(sig, cfg)
+    return [(d["id"], keys[i].tolist()) for i, d in enumerate(docs) if has[i]]
+
+@register_node("minhash_dedup")
+class MinHashDedup(Node):
+    "MinHash LSH fuzzy dedup (Kaiyuan-Spark defaults); keeps the smallest id per component, adds `duplicate_count`."
+    kind = "global"
+    params = {"num_perm": Param("int", default=128, lo=2, hi=4096), "threshold": Param("float", default=0.7, lo=0, hi=1, lo_open=True),
+              "ngram": Param("int", default=5, lo=1, hi=16), "seed": Param("int", default=1234, lo=0),
+              "method": Param("choice", default="oph", choices=("oph", "kperm")),
+              "tokenizer": Param("choice", default="auto", choices=("auto", "whitespace", "jieba")),
+              "bands": Param("int", default=0, lo=0), "rows": Param("int", default=0, lo=0)}
+    doc_fields = ("duplicate_count",)
+    def config(self) -> MinHashConfig:
+        return MinHashConfig(**self.cfg)
+    def setup(self, ctx: "PipelineContext") -> None:
+        self.config().band_rows()  # computed once on the driver, inherited by forked workers
+        if self.tokenizer == "jieba":
+            _jieba()
+
+    def _apply_clusters(self, docs: list[dict], rep_of: dict[str, str], size_of: dict[str, int]) -> list[dict]:
+        return [{**d, "duplicate_count": size_of.get(d["id"], 1)} for d in docs if rep_of.get(d["id"], d["id"]) == d["id"]]
+
+    def run_local(self, docs: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]:
+        if len({d["id"] for d in docs}) != len(docs):
+            raise ConfigError(f"{self.path}: minhash_dedup needs unique ids (put it before `repeat`)")
+        cfg = self.config()
+        parts = ctx.engine.map_partitions(docs, _minhash_partition, cfg)
+        ids = [i for i, _ in parts]
+        keys = np.array([k for _, k in parts], dtype=np.uint64).reshape(len(parts), -1)
+        edges = candidate_edges(keys, np.ones(len(ids), dtype=bool))
+        rep, size = cluster_duplicates(ids, edges)
+        rep_of = {ids[i]: ids[r] for i, r in enumerate(rep)}
+        size_of = {ids[i]: int(s) for i, s in enumerate(size)}
+        out = self._apply_clusters(docs, rep_of, size_of)
+        return out, {"near_duplicate": len(docs) - len(out)} if len(docs) > len(out) else {}
+
+    def run_spark(self, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]:
+        cfg = self.config()
+        sk = rdd.mapPartitions(lambda it: _minhash_partition(list(it), cfg)).cache()
+        ids = sk.keys().collect()
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"{self.path}: minhash_dedup needs unique ids (put it before `repeat`)")
+        groups = (sk.flatMap(lambda x: [((b, k), x[0]) for b, k in enumerate(x[1])])
+                    .groupByKey().map(lambda kv: sorted(kv[1])).filter(lambda g: len(g) > 1))
+        pairs = groups.flatMap(lambda g: [(g[0], o) for o in g[1:]]).distinct().collect()
+        sk.unpersist()
+        pos = {i: n for n, i in enumerate(ids)}
+        edges = np.array([(pos[a], pos[b]) for a, b in pairs], dtype=np.int64).reshape(-1, 2)
+        rep, size = cluster_duplicates(ids, edges)
+        rep_of = {ids[i]: ids[r] for i, r in enumerate(rep) if r != i}
+        size_of = {ids[i]: int(s) for i, s in enumerate(size) if s > 1}
+        b_rep, b_size = ctx.engine.sc.broadcast(rep_of), ctx.engine.sc.broadcast(size_of)
+        out = rdd.filter(lambda d: b_rep.value.get(d["id"], d["id"]) == d["id"]).map(
+            lambda d: {**d, "duplicate_count": b_size.value.get(d["id"], 1)})
+        return out, {}
+
+def _score_of(d: dict, field: str, path: str) -> float:
+    v = d.get(field)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{path}.field: document {d['id']} has no finite numeric {field!r} (got {v!r}); "
+                          f"put a quality_score node below this ratio_filter")
+    return float(v)
+
+def _ratio_key(d: dict, field: str, keep: str, path: str) -> tuple:
+    s = _score_of(d, field, path)
+    return (-s if keep == "top" else s, *_sort_key(d))
+
+@register_node("ratio_filter")
+class RatioFilter(Node):
+    "Keep the top or bottom `ratio` of documents by a score field (ties broken by id); nest for quantile slices."
+    kind = "global"
+    params = {"field": Param("str", default="score"), "keep": Param("choice", default="top", choices=("top", "bottom")),
+              "ratio": Param("float", required=True, lo=0, hi=1, lo_open=True)}
+    def _key(self) -> Callable[[dict], tuple]:
+        import functools
+        return functools.partial(_ratio_key, field=self.field, keep=self.keep, path=self.path)
+    def run_local(self, docs: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]:
+        k = int(round(self.ratio * len(docs)))
+        out = sorted(docs, key=self._key())[:k]
+        return out, {f"outside_{self.keep}_ratio": len(docs) - k} if len(docs) > k else {}
+    def run_spark(self, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]:
+        k = int(round(self.ratio * rdd.count()))
+        out = rdd.sortBy(self._key()).zipWithIndex().filter(lambda x: x[1] < k).keys()
+        return out, {}
+
+@register_node("write")
+class Write(Node):
+    "Root sink: sorted by id, atomically written as jsonl.gz or parquet, with an output manifest (sha256)."
+    kind = "writer"
+    params = {"name": Param("str", required=True, doc="output dataset name (file stem)"),
+              "format": Param("choice", default="jsonl.gz", choices=("jsonl.gz", "parquet"))}
+
+# %% ../nbs/01_data.ipynb #c041
+PIPELINE_KEYS = {"name": Param("str", default="pipeline"), "engine": Param("choice", default="local", choices=("local", "spark")),
+                 "workers": Param("int", default=2, lo=1, hi=256), "spark": Param("dict", default={}),
+                 "checkpoint": Param("bool", default=True), "branches": Param("dict")}
+SPARK_KEYS = {"app_name": Param("str", default="kaiyuan-nb"), "master": Param("str", default="local[2]")}
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+@dataclass
+class PipelineSpec:
+    "A validated pipeline: top-level settings and one root node per branch."
+    name: str
+    engine: str
+    workers: int
+    spark: dict
+    checkpoint: bool
+    branches: list[Node]
+    raw: dict
+
+def _substitute(obj: Any, params: dict[str, Any], path: str, errors: list[str]) -> Any:
+    "Replace `${name}` strings by `params[name]` (whole-string keeps the type)."
+    if isinstance(obj, dict):
+        return {k: _substitute(v, params, f"{path}.{k}" if path else str(k), errors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_substitute(v, params, f"{path}[{i}]", errors) for i, v in enumerate(obj)]
+    if isinstance(obj, str) and "${" in obj:
+        m = re.fullmatch(r"\$\{(\w+)\}", obj)
+        if m:
+            if m.group(1) not in params:
+                errors.append(f"{path}: unknown parameter ${{{m.group(1)}}}; given parameters: {sorted(params)}")
+                return obj
+            return params[m.group(1)]
+        return re.sub(r"\$\{(\w+)\}", lambda mm: str(params.get(mm.group(1), mm.group(0))), obj)
+    return obj
+
+def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node | None:
+    "Validate one node config (recursively) into a Node; problems are appended to `errors`."
+    if not isinstance(cfg, dict):
+        errors.append(f"{path}: expected a mapping with a `type`, got {cfg!r}")
+        return None
+    t = cfg.get("type")
+    if t not in NODE_TYPES:
+        errors.append(f"{path}.type: unknown node type {t!r}; known types: {sorted(NODE_TYPES)}")
+        return None
+    cls = NODE_TYPES[t]
+    for k, v in cfg.items():
+        if k in ("type", "child_configs", "ops"):
+            continue
+        if k not in cls.params:
+            errors.append(f"{path}.{k}: unknown key for {t!r}; valid keys: {sorted(cls.params)}")
+        elif (why := cls.params[k].check(v)):
+            errors.append(f"{path}.{k}: {why}")
+    for k, p in cls.params.items():
+        if p.required and k not in cfg:
+            errors.append(f"{path}.{k}: missing required key ({p.describe()}{'; ' + p.doc if p.doc else ''})")
+    if is_root and cls.kind != "writer":
+        errors.append(f"{path}.type: a branch must be rooted at a `write` node, got {t!r}")
+    if not is_root and cls.kind == "writer":
+        errors.append(f"{path}.type: `write` may only be the root of a branch")
+    kids_cfg, ops_cfg = cfg.get("child_configs", []), cfg.get("ops", [])
+    for key, val in (("child_configs", kids_cfg), ("ops", ops_cfg)):
+        if not isinstance(val, list):
+            errors.append(f"{path}.{key}: expected a list of nodes, got {val!r}")
+    if not isinstance(kids_cfg, list) or not isinstance(ops_cfg, list):
+        return None
+    if cls.kind == "reader":
+        if kids_cfg or ops_cfg:
+            errors.append(f"{path}: a reader ({t!r}) is a leaf: it takes no child_configs or ops")
+    elif not kids_cfg:
+        errors.append(f"{path}.child_configs: {t!r} needs at least one child (a reader or an operator subtree)")
+    children = [n for i, c in enumerate(kids_cfg) if (n := _build_node(c, f"{path}.child_configs[{i}]", errors, False))]
+    for i, op in enumerate(ops_cfg):  # ops: a flat chain over the union of the children
+        if isinstance(op, dict) and (op.get("child_configs") or op.get("ops")):
+            errors.append(f"{path}.ops[{i}]: an op in `ops` takes its input from the chain; remove its child_configs/ops")
+            continue
+        if isinstance(op, dict) and NODE_TYPES.get(op.get("type")) is not None and NODE_TYPES[op["type"]].kind in ("reader", "writer"):
+            errors.append(f"{path}.ops[{i}].type: {op['type']!r} cannot be an op (readers are leaves, writers roots)")
+            continue
+        node = _build_op(op, f"{path}.ops[{i}]", errors)
+        if node is not None:
+            node.children = children
+            children = [node]
+    if cls.kind == "reader" and t == "read_source" and isinstance(cfg.get("source"), str):
+        known = list_manifests()
+        if cfg["source"] not in known:
+            errors.append(f"{path}.source: unknown source {cfg['source']!r}; known sources: {known}")
+        else:
+            try:
+                check_license(load_manifest(cfg["source"]))
+            except ConfigError as e:
+                errors.append(f"{path}.source: {e}")
+    return cls(path, cfg, children)
+
+def _build_op(op: Any, path: str, errors: list[str]) -> Node | None:
+    "Validate an entry of `ops` (no children of its own)."
+    if not isinstance(op, dict):
+        errors.append(f"{path}: expected a mapping with a `type`, got {op!r}")
+        return None
+    t = op.get("type")
+    if t not in NODE_TYPES:
+        errors.append(f"{path}.type: unknown node type {t!r}; known types: {sorted(NODE_TYPES)}")
+        return None
+    cls = NODE_TYPES[t]
+    for k, v in op.items():
+        if k == "type":
+            continue
+        if k not in cls.params:
+            errors.append(f"{path}.{k}: unknown key for {t!r}; valid keys: {sorted(cls.params)}")
+        elif (why := cls.params[k].check(v)):
+            errors.append(f"{path}.{k}: {why}")
+    for k, p in cls.params.items():
+        if p.required and k not in op:
+            errors.append(f"{path}.{k}: missing required key ({p.describe()}{'; ' + p.doc if p.doc else ''})")
+    return cls(path, op, [])
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+def parse_pipeline(config: dict | str | Path, params: dict[str, Any] | None = None) -> PipelineSpec:
+    "Validate a pipeline (dict, YAML text or path); raise one ConfigError listing every problem by YAML path."
+    where = ""
+    if isinstance(config, Path) or (isinstance(config, str) and "\n" not in config and config.endswith((".yaml", ".yml"))):
+        where = f"{config}: "
+        path = Path(config)
+        if not path.exists():
+            raise ConfigError(f"{path}: no such pipeline file")
+        config = path.read_text(encoding="utf-8")
+    if isinstance(config, str):
+        try:
+            config = yaml.safe_load(config)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{where}not valid YAML ({e})") from e
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}expected a mapping at the top of the pipeline, got {type(config).__name__}")
+    errors: list[str] = []
+    config = _substitute(config, params or {}, "", errors)
+    for k, v in config.items():
+        if k not in PIPELINE_KEYS:
+            errors.append(f"{k}: unknown top-level key; valid keys: {sorted(PIPELINE_KEYS)}")
+        elif k != "branches" and (why := PIPELINE_KEYS[k].check(v)):
+            errors.append(f"{k}: {why}")
+    spark = config.get("spark", {}) if isinstance(config.get("spark", {}), dict) else {}
+    for k, v in spark.items():
+        if k not in SPARK_KEYS:
+            errors.append(f"spark.{k}: unknown key; valid keys: {sorted(SPARK_KEYS)}")
+        elif (why := SPARK_KEYS[k].check(v)):
+            errors.append(f"spark.{k}: {why}")
+    branches_cfg = config.get("branches")
+    roots: list[Node] = []
+    if not isinstance(branches_cfg, list) or not branches_cfg:
+        errors.append(f"branches: expected a non-empty list of `write` nodes, got {branches_cfg!r}")
+    else:
+        roots = [r for i, b in enumerate(branches_cfg) if (r := _build_node(b, f"branches[{i}]", errors, True))]
+    names = [r.cfg.get("name") for r in roots]
+    for i, r in enumerate(roots):
+        n = r.cfg.get("name")
+        if isinstance(n, str) and not _NAME_RE.match(n):
+            errors.append(f"{r.path}.name: expected letters, digits, '_', '.', '-', got {n!r}")
+        if names.count(n) > 1 and names.index(n) == i:
+            errors.append(f"{r.path}.name: duplicate branch name {n!r}")
+        for node in _walk(r):
+            if node.type_name == "read_branch" and node.cfg.get("branch") not in names:
+                errors.append(f"{node.path}.branch: unknown branch {node.cfg.get('branch')!r}; branches: {names}")
+    if not errors:
+        try:
+            _branch_order(roots)
+        except ConfigError as e:
+            errors.append(str(e))
+    if errors:
+        raise ConfigError(f"{where}invalid pipeline ({len(errors)} problem{'s' * (len(errors) > 1)}):\n  " + "\n  ".join(errors))
+    get = lambda k: config.get(k, PIPELINE_KEYS[k].default)
+    return PipelineSpec(get("name"), get("engine"), get("workers"), {**{k: p.default for k, p in SPARK_KEYS.items()}, **spark},
+                        get("checkpoint"), roots, config)
+
+def _branch_order(roots: list[Node]) -> list[Node]:
+    "Branches in dependency order (`read_branch`); a cycle is a ConfigError."
+    by_name = {r.cfg["name"]: r for r in roots}
+    deps = {r.cfg["name"]: {n.cfg["branch"] for n in _walk(r) if n.type_name == "read_branch"} for r in roots}
+    order, state = [], {}
+    def visit(n: str, stack: list[str]) -> None:
+        if state.get(n) == 2:
+            return
+        if state.get(n) == 1:
+            raise ConfigError(f"branches: read_branch cycle {' -> '.join(stack + [n])}")
+        state[n] = 1
+        for d in sorted(deps[n]):
+            visit(d, stack + [n])
+        state[n] = 2
+        order.append(by_name[n])
+    for r in roots:
+        visit(r.cfg["name"], [])
+    return order
+
+# %% ../nbs/01_data.ipynb #c043
+_POOL_NODES: dict[str, Node] = {}
+
+def _pool_apply(args: tuple[str, list[dict]]) -> tuple[list[dict], dict[str, int]]:
+    path, docs = args
+    return _POOL_NODES[path].apply_batch(docs)
+
+def _pool_call(args: tuple[Callable, list[dict], Any]) -> Any:
+    fn, docs, extra = args
+    return fn(docs, extra)
+
+def _chunks(docs: list, n: int) -> list[list]:
+    size = max(1, math.ceil(len(docs) / n))
+    return [docs[i:i + size] for i in range(0, len(docs), size)]
+
+class LocalEngine:
+    "Documents as Python lists; per-document work on `workers` forked processes."
+    name = "local"
+    def __init__(self, workers: int = 2, min_parallel_docs: int = 200):
+        self.workers, self.min_parallel = workers, min_parallel_docs
+        self._pool = None
+
+    def start(self, nodes: list[Node]) -> None:
+        "Fork the worker pool once every node is set up (workers inherit them)."
+        _POOL_NODES.clear()
+        _POOL_NODES.update({n.path: n for n in nodes})
+        if self.workers > 1:
+            import multiprocessing as mp
+            self._pool = mp.get_context("fork").Pool(self.workers)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close(); self._pool.join(); self._pool = None
+
+    def parallelize(self, docs: list[dict]) -> list[dict]: return list(docs)
+    def collect(self, data: list[dict]) -> list[dict]: return list(data)
+    def count(self, data: list[dict]) -> int: return len(data)
+    def union(self, datas: list[list[dict]]) -> list[dict]: return [d for x in datas for d in x]
+
+    def map_node(self, node: Node, data: list[dict]) -> tuple[list[dict], dict[str, int], int]:
+        if self._pool is None or len(data) < self.min_parallel:
+            out, reasons = node.apply_batch(data)
+            return out, reasons, len(out)
+        out, reasons = [], {}
+        for docs, why in self._pool.imap(_pool_apply, [(node.path, c) for c in _chunks(data, self.workers * 2)]):
+            out += docs
+            for k, v in why.items():
+                reasons[k] = reasons.get(k, 0) + v
+        return out, reasons, len(out)
+
+    def map_partitions(self, data: list[dict], fn: Callable, extra: Any) -> list:
+        "`fn(partition, extra)` on chunks of the data, results concatenated in order."
+        if self._pool is None or len(data) < self.min_parallel:
+            return fn(data, extra)
+        return [x for part in self._pool.imap(_pool_call, [(fn, c, extra) for c in _chunks(data, self.workers * 2)]) for x in part]
+
+    def global_node(self, node: Node, data: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]:
+        return node.run_local(data, ctx)
+
+    def save(self, data: list[dict], path: Path) -> list[dict]:
+        "Checkpoint; returns the data to continue with."
+        _write_jsonl_gz(path.with_name(path.name + ".jsonl.gz"), data, level=1)
+        return data
+
+    def load(self, path: Path) -> list[dict]:
+        return _read_jsonl_gz(path.with_name(path.name + ".jsonl.gz"))
+
+def _spark_apply(node: Node, it: Iterable[dict]) -> Iterator[tuple[list[dict], dict[str, int], int]]:
+    out, reasons = node.apply_batch(list(it))
+    yield out, reasons, len(out)
+
+class SparkEngine:
+    "Documents as a PySpark RDD of dicts (local[*] here, a cluster master URL elsewhere)."
+    name = "spark"
+    def __init__(self, master: str = "local[2]", app_name: str = "kaiyuan-nb", workers: int = 2):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        from pyspark.sql import SparkSession
+        self.spark = (SparkSession.builder.master(master).appName(app_name)
+                      .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
+                      .config("spark.python.worker.reuse", "true").config("spark.sql.shuffle.partitions", str(2 * workers))
+                      .getOrCreate())
+        self.sc = self.spark.sparkContext
+        self.sc.setLogLevel("ERROR")
+        self.partitions = max(2, 2 * workers)
+
+    def start(self, nodes: list[Node]) -> None: pass
+    def close(self) -> None: pass  # the session is reused by later runs in this process; `stop_spark()` ends it
+
+    def parallelize(self, docs: list[dict]) -> Any: return self.sc.parallelize(docs, self.partitions)
+    def collect(self, rdd: Any) -> list[dict]: return rdd.collect()
+    def count(self, rdd: Any) -> int: return rdd.count()
+    def union(self, rdds: list[Any]) -> Any: return rdds[0] if len(rdds) == 1 else self.sc.union(rdds)
+
+    def map_node(self, node: Node, rdd: Any) -> tuple[Any, dict[str, int]]:
+        bnode = self.sc.broadcast(node.portable())
+        res = rdd.mapPartitions(lambda it: _spark_apply(bnode.value, it)).cache()
+        reasons: dict[str, int] = {}
+        n_out = 0
+        for why, n in res.map(lambda x: (x[1], x[2])).collect():
+            n_out += n
+            for k, v in why.items():
+                reasons[k] = reasons.get(k, 0) + v
+        return res.flatMap(lambda x: x[0]), reasons, n_out
+
+    def global_node(self, node: Node, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]:
+        return node.run_spark(rdd, ctx)
+
+    def save(self, rdd: Any, path: Path) -> Any:
+        "Checkpoint as a pickle-file directory (atomic rename); returns the reloaded RDD (lineage cut)."
+        tmp = path.with_name(path.name + ".spark.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        rdd.saveAsPickleFile(str(tmp))
+        final = path.with_name(path.name + ".spark")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        return self.load(path)
+
+    def load(self, path: Path) -> Any:
+        return self.sc.pickleFile(str(path.with_name(path.name + ".spark")), self.partitions)
+
+def stop_spark() -> None:
+    "Stop the active Spark session, if any."
+    with contextlib.suppress(Exception):
+        from pyspark.sql import SparkSession
+        s = SparkSession.getActiveSession()
+        if s is not None:
+            s.stop()
+
+# %% ../nbs/01_data.ipynb #c045
+@dataclass
+class PipelineContext:
+    "What nodes see while a pipeline runs."
+    output_dir: Path
+    engine: Any
+    checkpoint: bool
+    spec: PipelineSpec
+    stats: list[dict] = field(default_factory=list)
+    progress: Any = None
+
+    @property
+    def cache_dir(self) -> Path:
+        d = self.output_dir / "_cache"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def node_dir(self) -> Path:
+        d = self.output_dir / "_nodes"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def branch_signature(self, name: str) -> str:
+        root = next(r for r in self.spec.branches if r.cfg["name"] == name)
+        return root.signature(self)
+
+def output_path(output_dir: str | Path, name: str, fmt: str = "jsonl.gz") -> Path:
+    "Where branch `name` is written."
+    return Path(output_dir) / f"{name}.{fmt}"
+
+def read_output(output_dir: str | Path, name: str) -> list[dict]:
+    "Documents of a written branch (checked against its output manifest's sha256)."
+    man_path = Path(output_dir) / f"{name}.manifest.json"
+    if not man_path.exists():
+        raise ConfigError(f"{output_dir}: branch {name!r} has no output manifest {man_path.name} (not written yet?)")
+    man = read_json(man_path)
+    p = Path(output_dir) / man["file"]
+    if sha256_file(p) != man["sha256"]:
+        raise ConfigError(f"{p}: sha256 does not match its output manifest {man_path.name} (corrupt output)")
+    if man["format"] == "parquet":
+        import pyarrow.parquet as pq
+        rows = pq.read_table(p).to_pylist()
+        return [{k: v for k, v in r.items() if v is not None or k in ("score",)} for r in rows]
+    return _read_jsonl_gz(p)
+
+def _write_output(docs: list[dict], root: Node, ctx: PipelineContext, sig: str) -> dict:
+    "Sort, write atomically, then write the output manifest (the branch's completion marker)."
+    name, fmt = root.cfg["name"], root.cfg["format"]
+    docs = [dict(sorted(d.items())) for d in sorted(docs, key=_sort_key)]  # same bytes whatever the engine/resume path
+    path = output_path(ctx.output_dir, name, fmt)
+    if fmt == "parquet":
+        import pyarrow as pa, pyarrow.parquet as pq
+        table = pa.Table.from_pylist([{k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items()} for d in docs])
+        atomic_write(path, lambda p: pq.write_table(table, p, compression="zstd"))
+    else:
+        _write_jsonl_gz(path, docs)
+    man = {"name": name, "format": fmt, "file": path.name, "sha256": sha256_file(path), "docs": len(docs),
+           "bytes": path.stat().st_size, "signature": sig, "engine": ctx.engine.name, "pipeline": ctx.spec.name,
+           "fields": sorted({k for d in docs for k in d}), "branch_config_path": root.path}
+    atomic_write_json(ctx.output_dir / f"{name}.manifest.json", man)
+    return man
+
+def _node_record(node: Node, n_in: int, n_out: int, reasons: dict[str, int], secs: float, resumed: bool) -> dict:
+    dropped = int(sum(reasons.values()))
+    return {"path": node.path, "type": node.type_name, "inputs": [c.path for c in node.children],
+            "in": int(n_in), "out": int(n_out), "dropped": dropped,
+            "added": int(n_out - (n_in - dropped)), "reasons": dict(sorted(reasons.items())),
+            "seconds": round(secs, 3), "resumed": resumed}
+
+def _recorded_stats(node: Node, ctx: PipelineContext) -> None:
+    "Stats of a subtree restored from a checkpoint (read from the nodes' done files)."
+    done = ctx.node_dir / f"{node.signature(ctx)}.{ctx.engine.name}.done.json"
+    if done.exists():
+        ctx.stats.append({**read_json(done)["stats"], "resumed": True})
+    for c in node.children:
+        _recorded_stats(c, ctx)
+
+def _run_node(node: Node, ctx: PipelineContext) -> tuple[Any, int]:
+    "Run (or restore) a node; returns (data, count) and appends its stats."
+    sig = node.signature(ctx)
+    base = ctx.node_dir / f"{sig}.{ctx.engine.name}"
+    done = base.with_name(base.name + ".done.json")
+    if ctx.checkpoint and done.exists():
+        rec = read_json(done)
+        _recorded_stats(node, ctx)
+        return ctx.engine.load(base), rec["stats"]["out"]
+    t0 = time.perf_counter()
+    if node.kind == "reader":
+        docs = node.read(ctx)
+        data, n_in, n_out, reasons = ctx.engine.parallelize(docs), len(docs), len(docs), {}
+    else:
+        inputs = [_run_node(c, ctx) for c in node.children]
+        t0 = time.perf_counter()
+        data = ctx.engine.union([d for d, _ in inputs])
+        n_in = sum(n for _, n in inputs)
+        if node.kind == "map":
+            data, reasons, n_out = ctx.engine.map_node(node, data)
+        else:
+            data, reasons = ctx.engine.global_node(node, data, ctx)
+            n_out = ctx.engine.count(data)
+        if node.kind == "global" and not reasons and n_in > n_out:
+            reasons = {node.drop_reason(): n_in - n_out}
+    rec = _node_record(node, n_in, n_out, reasons, time.perf_counter() - t0, False)
+    ctx.stats.append(rec)
+    if ctx.checkpoint and node.kind != "writer":
+        data = ctx.engine.save(data, base)
+        atomic_write_json(done, {"signature": sig, "path": node.path, "stats": rec})
+    if ctx.progress is not None:
+        ctx.progress.update(1)
+    return data, n_out
+
+Node.drop_reason = lambda self: {"exact_dedup": "exact_duplicate", "minhash_dedup": "near_duplicate",
+                                  "ratio_filter": f"outside_{self.cfg.get('keep')}_ratio"}.get(self.type_name, "dropped")
+
+@dataclass
+class PipelineResult:
+    "What a run produced: per-node stats (in execution order) and one output manifest per branch."
+    stats: list[dict]
+    outputs: dict[str, dict]
+    output_dir: Path
+    engine: str
+    seconds: float
+
+    def frame(self) -> "pd.DataFrame":
+        "Per-node counts as a DataFrame."
+        import pandas as pd
+        return pd.DataFrame(self.stats)
+
+    def docs(self, name: str) -> list[dict]:
+        "Documents of output `name`."
+        return read_output(self.output_dir, name)
+
+def check_conservation(result: PipelineResult) -> list[str]:
+    "Problems with the counts (empty = they add up): per node out = in - dropped + added, only `repeat` "
+    "adds, readers read what they pass on, and a node's `in` is the sum of its inputs' `out`."
+    problems = []
+    by_path = {s["path"]: s for s in result.stats}
+    for s in result.stats:
+        if s["out"] != s["in"] - s["dropped"] + s["added"]:
+            problems.append(f"{s['path']}: out {s['out']} != in {s['in']} - dropped {s['dropped']} + added {s['added']}")
+        if s["type"] != "repeat" and s["added"] != 0:
+            problems.append(f"{s['path']}: {s['type']} added {s['added']} documents")
+        if s["dropped"] != sum(s["reasons"].values()):
+            problems.append(f"{s['path']}: dropped {s['dropped']} != sum of reasons {s['reasons']}")
+        missing = [p for p in s["inputs"] if p not in by_path]
+        if missing:
+            problems.append(f"{s['path']}: no stats for inputs {missing}")
+        elif s["inputs"] and s["in"] != sum(by_path[p]["out"] for p in s["inputs"]):
+            problems.append(f"{s['path']}: in {s['in']} != sum of its inputs' out {sum(by_path[p]['out'] for p in s['inputs'])}")
+    return problems
+
+def run_pipeline(config: dict | str | Path, output_dir: str | Path, engine: str | None = None,
+                 params: dict[str, Any] | None = None, resume: bool = True, progress: bool = False) -> PipelineResult:
+    "Validate, then run every branch (dependency order); finished branches and nodes are skipped on rerun."
+    from tqdm.auto import tqdm
+    spec = parse_pipeline(config, params)
+    name = engine or spec.engine
+    if name not in ("local", "spark"):
+        raise ConfigError(f"engine: expected 'local' or 'spark', got {name!r}")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    eng = LocalEngine(spec.workers) if name == "local" else SparkEngine(spec.spark["master"], spec.spark["app_name"], spec.workers)
+    ctx = PipelineContext(output_dir, eng, spec.checkpoint and resume, spec)
+    t0 = time.perf_counter()
+    all_nodes = [n for r in spec.branches for n in _walk(r)]
+    for n in all_nodes:
+        n.setup(ctx)
+    outputs = {}
+    ctx.progress = tqdm(total=len(all_nodes), desc=f"pipeline {spec.name} [{name}]", disable=not progress)
+    eng.start(all_nodes)
+    try:
+        for root in _branch_order(spec.branches):
+            sig = root.signature(ctx)
+            man_path = output_dir / f"{root.cfg['name']}.manifest.json"
+            if resume and man_path.exists() and read_json(man_path).get("signature") == sig:
+                outputs[root.cfg["name"]] = read_json(man_path)
+                _recorded_stats(root, ctx)
+                ctx.progress.update(sum(1 for _ in _walk(root)))
+                continue
+            data, n = _run_node(root.children[0], ctx) if len(root.children) == 1 else (None, 0)
+            if len(root.children) != 1:
+                parts = [_run_node(c, ctx) for c in root.children]
+                data, n = eng.union([d for d, _ in parts]), sum(k for _, k in parts)
+            t1 = time.perf_counter()
+            docs = eng.collect(data)
+            man = _write_output(docs, root, ctx, sig)
+            rec = _node_record(root, n, len(docs), {}, time.perf_counter() - t1, False)
+            ctx.stats.append(rec)
+            atomic_write_json(ctx.node_dir / f"{sig}.{eng.name}.done.json", {"signature": sig, "path": root.path, "stats": rec})
+            outputs[root.cfg["name"]] = man
+            ctx.progress.update(1)
+    finally:
+        eng.close()
+        ctx.progress.close()
+    result = PipelineResult(ctx.stats, outputs, output_dir, name, time.perf_counter() - t0)
+    atomic_write_json(output_dir / "pipeline_stats.json", {"name": spec.name, "engine": name, "seconds": result.seconds,
+                                                            "stats": result.stats, "outputs": outputs})
+    return result
+
+# %% ../nbs/01_data.ipynb #c047
+def inject_near_duplicates(texts: list[str], ids: list[str], n_dups: int, seed: int = 0,
+                           edit_rate: float = 0.006, min_words: int = 150) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    "Add `n_dups` edited copies of random long documents; returns (texts, ids, [(copy id, original id)])."
+    rng = np.random.default_rng(seed)
+    long = [i for i, t in enumerate(texts) if len(t.split()) >= min_words]
+    if len(long) < n_dups:
+        raise ConfigError(f"n_dups: only {len(long)} documents have >= {min_words} words, asked for {n_dups} copies")
+    picks = rng.choice(long, size=n_dups, replace=False)
+    vocab = [w for t in texts[:200] for w in t.split()[:50]]
+    out_t, out_i, truth = list(texts), list(ids), []
+    for k, i in enumerate(picks):
+        new = []
+        for w in texts[i].split():
+            u = rng.random()
+            if u < edit_rate / 2:
+                continue  # delete the word
+            new.append(vocab[rng.integers(len(vocab))] if u < edit_rate else w)  # or replace it
+        cid = f"{ids[i]}~dup{k}"
+        out_t.append(" ".join(new)); out_i.append(cid); truth.append((cid, ids[i]))
+    return out_t, out_i, truth
+
+def shingle_set(text: str, cfg: MinHashConfig = MinHashConfig()) -> set[tuple[str, ...]]:
+    "Exact word-n-gram shingle set (for measuring true Jaccard)."
+    t = minhash_tokens(text, cfg.tokenizer)
+    return {tuple(t[i:i + cfg.ngram]) for i in range(len(t) - cfg.ngram + 1)}
+
+def jaccard(a: set, b: set) -> float:
+    "Jaccard similarity of two sets (0 when both are empty)."
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+def datasketch_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig()) -> DedupResult:
+    "The naive baseline: datasketch MinHash per document + MinHashLSH, then the same connected components."
+    from datasketch import MinHash, MinHashLSH
+    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    sigs = {}
+    for i, t in zip(ids, texts):
+        toks = minhash_tokens(t, cfg.tokenizer)
+        sh = {" ".join(toks[j:j + cfg.ngram]) for j in range(len(toks) - cfg.ngram + 1)}
+        if not sh:
+            continue
+        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="legacy")
+        m.update_batch([s.encode("utf-8") for s in sh])
+        lsh.insert(i, m)
+        sigs[i] = m
+    pos = {i: n for n, i in enumerate(ids)}
+    edges = {(min(pos[i], pos[j]), max(pos[i], pos[j])) for i, m in sigs.items() for j in lsh.query(m) if j != i}
+    edges = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
+    rep, size = cluster_duplicates(ids, edges)
+    return DedupResult(rep, size, len(edges))
+
+def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str]], repeats: int = 2,
+                    cfg: MinHashConfig = MinHashConfig(), methods: tuple[str, ...] = ("oph",)) -> dict:
+    "Time ours (each method) and datasketch end to end, alternately; recall/precision on injected copies; agreement."
+    contenders = {**{f"ours_{m}": (minhash_dedup, dataclasses.replace(cfg, method=m)) for m in methods},
+                  "datasketch": (datasketch_dedup, cfg)}
+    if cfg.tokenizer != "whitespace":
+        _jieba()  # one-time dictionary load, outside the timings
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    res: dict[str, DedupResult] = {}
+    for _ in range(repeats):
+        for name, (fn, c) in contenders.items():
+            t0 = time.perf_counter()
+            res[name] = fn(ids, texts, c)
+            times[name].append(time.perf_counter() - t0)
+    pos = {i: n for n, i in enumerate(ids)}
+    cache: dict[int, set] = {}
+    def J(a: int, b: int) -> float:
+        for n in (a, b):
+            if n not in cache:
+                cache[n] = shingle_set(texts[n], cfg)
+        return jaccard(cache[a], cache[b])
+    injected = {pos[c] for c, _ in truth}
+    out: dict[str, Any] = {"docs": len(ids), "injected": len(truth), "threshold": cfg.threshold,
+                           "num_perm": cfg.num_perm, "bands": cfg.band_rows()[0], "rows": cfg.band_rows()[1],
+                           "methods": {}}
+    for name, r in res.items():
+        best = min(times[name])
+        removed = np.flatnonzero(~r.keep)
+        good = sum(1 for n in removed if n in injected or J(n, r.rep[n]) >= cfg.threshold)
+        out["methods"][name] = {
+            "seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times[name]],
+            "docs_per_s": round(len(ids) / best, 1), "removed": int(len(removed)), "candidate_edges": r.n_edges,
+            "recall": sum(r.rep[pos[c]] == r.rep[pos[o]] for c, o in truth) / max(len(truth), 1),
+            "precision": good / max(len(removed), 1)}
+    base = out["methods"]["datasketch"]
+    for name in out["methods"]:
+        out["methods"][name]["speedup_vs_datasketch"] = round(base["seconds"] / out["methods"][name]["seconds"], 2)
+    pairs = {(pos[c], pos[o]) for c, o in truth}
+    for r in res.values():
+        pairs |= {(int(n), int(r.rep[n])) for n in np.flatnonzero(~r.keep)}
+    clear, agree = 0, 0
+    ours = res[f"ours_{methods[0]}"]
+    for a, b in pairs:
+        j = J(a, b)
+        if 0.5 < j < 0.9:
+            continue
+        clear += 1
+        agree += (ours.rep[a] == ours.rep[b]) == (res["datasketch"].rep[a] == res["datasketch"].rep[b])
+    out["clear_pairs"], out["agreement"] = clear, agree / max(clear, 1)
+    inj = np.array([J(pos[c], pos[o]) for c, o in truth])
+    out["injected_jaccard_quantiles"] = {q: round(float(np.quantile(inj, q)), 4) for q in (0.0, 0.05, 0.5, 1.0)} if len(inj) else {}
+    out["ours"], out["datasketch"] = out["methods"][f"ours_{methods[0]}"], base
+    return out
+
+def benchmark_corpus(n_docs: int, n_dups: int, seed: int = 0) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    "`n_docs` real English documents (Wikipedia, Stack Exchange, MATH, GSM8K; stable sample) + injected copies."
+    sources = ("enwiki_sample", "stackexchange_small_sites", "hendrycks_math", "gsm8k")
+    per = math.ceil(n_docs / len(sources))
+    recs = [r for s in sources for r in sample_records(s, per)]
+    recs = sorted(recs, key=lambda r: stable_hash("bench", r["id"]))[:n_docs]
+    return inject_near_duplicates([r["text"] for r in recs], [r["id"] for r in recs], n_dups, seed)
+
+def bench_main(argv: list[str] | None = None) -> int:
+    "CLI: `python -m kaiyuan_nb.data dedup [--docs N] [--dups K] [--repeats R] [--kperm]` prints the benchmark."
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m kaiyuan_nb.data", description="MinHash dedup benchmark vs datasketch")
+    ap.add_argument("what", choices=["dedup"])
+    ap.add_argument("--docs", type=int, default=20_000)
+    ap.add_argument("--dups", type=int, default=1_000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--kperm", action="store_true", help="also time the exact 128-permutation variant")
+    a = ap.parse_args(argv)
+    texts, ids, truth = benchmark_corpus(a.docs, a.dups)
+    r = dedup_benchmark(texts, ids, truth, a.repeats, methods=("oph", "kperm") if a.kperm else ("oph",))
+    print(f"{r['docs']} documents ({r['injected']} injected near-duplicates), threshold {r['threshold']}, "
+          f"{r['num_perm']} hashes, {r['bands']} bands x {r['rows']} rows")
+    for name, m in r["methods"].items():
+        print(f"  {name:<11} {m['docs_per_s']:>10.1f} docs/s  {m['seconds']:7.2f} s  speed-up x{m['speedup_vs_datasketch']:<6} "
+              f"recall {m['recall']:.4f}  precision {m['precision']:.4f}  removed {m['removed']}")
+    print(f"  agreement with datasketch on {r['clear_pairs']} clear pairs: {r['agreement']:.4f}")
+    return 0
+
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", "") == "kaiyuan_nb.data":  # python -m kaiyuan_nb.data
+    sys.exit(bench_main())
+
+# %% ../nbs/01_data.ipynb #c049
+CORPUS_VERSION = "2"
 SPLITS = ("train", "heldout")
 
 @dataclass(frozen=True)
@@ -501,42 +1976,14 @@ class CorpusBudget:
     "Chapter-01 knobs per scale for `prepare_corpus`."
     heldout_fraction: float = 0.05
     tokenizer_chars_per_domain: int = 150_000
-    min_chars: int = 50
-    max_doc_chars: int = 0  # cut longer documents (0: never); smoke keeps tokenization fast
+    max_doc_chars: int = 0
+    scorer_train_docs: int = 400  # documents per source the quality scorers learn from  # cut longer documents (0: never); smoke keeps tokenization fast
 
 CORPUS_BUDGETS = {
-    "smoke": CorpusBudget(tokenizer_chars_per_domain=120_000, max_doc_chars=3_000),
+    "smoke": CorpusBudget(tokenizer_chars_per_domain=120_000, max_doc_chars=3_000, scorer_train_docs=150),
     "report": CorpusBudget(tokenizer_chars_per_domain=1_500_000, max_doc_chars=60_000),
     "gpu": CorpusBudget(tokenizer_chars_per_domain=30_000_000),
 }
-
-def sample_records(name: str, n: int, root: str | Path | None = None) -> list[dict]:
-    "The `n` records of a source with the smallest stable hash of their id, in id-hash order."
-    import heapq
-    m = load_manifest(name, root)
-    if m.generator == "python_stdlib":  # rank by path first: only the chosen files are read
-        check_license(m)
-        out = []
-        for doc_id, p in sorted(stdlib_files(m), key=lambda x: stable_hash("sample", x[0])):
-            if len(out) >= n:
-                break
-            if (d := stdlib_document(doc_id, p)) is not None:
-                out.append(d)
-        return out
-    return [r for _, r in heapq.nsmallest(n, ((stable_hash("sample", r["id"]), r) for r in iter_records(name, root)),
-                                          key=lambda x: x[0])]
-
-def _write_jsonl_gz(path: Path, rows: Iterable[dict]) -> Path:
-    "Deterministic gzip JSONL (mtime 0), written atomically."
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as g:
-        for r in rows:
-            g.write((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
-    return atomic_write_bytes(path, buf.getvalue())
-
-def _read_jsonl_gz(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(l) for l in fh if l.strip()]
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
@@ -613,53 +2060,48 @@ class PreparedCorpus:
         n = {s: v["docs"]["train"] for s, v in self.meta["sources"].items()}
         return f"PreparedCorpus({self.root}, train docs {n})"
 
-# %% ../nbs/01_data.ipynb #c025
-def _basic_process(name: str, docs: list[dict], index: NgramIndex, budget: CorpusBudget) -> tuple[list[dict], dict]:
-    "Clean, drop short, exact-dedup and decontaminate one source's documents; returns (docs, drop counts)."
-    seen, out = set(), []
-    drops = {"too_short": 0, "exact_duplicate": 0, "decontaminated": 0}
-    for d in docs:
-        text = clean_text(d["text"])[:budget.max_doc_chars or None]
-        if len(text) < budget.min_chars:
-            drops["too_short"] += 1; continue
-        key = hashlib.sha1(minhash_normalize(text).encode()).digest()
-        if key in seen:
-            drops["exact_duplicate"] += 1; continue
-        seen.add(key)
-        out.append({**d, "text": text})
-    bad = index.contaminated_many([d["text"] for d in out])
-    drops["decontaminated"] = int(bad.sum())
-    return [d for d, b in zip(out, bad) if not b], drops
+# %% ../nbs/01_data.ipynb #c050
+CORPUS_PIPELINE = "pipeline_corpus.yaml"
 
-def _corpus_key(scale: Scale, budget: CorpusBudget, sources: tuple[str, ...], index: NgramIndex) -> str:
-    "Hash of everything a prepared corpus depends on."
-    parts = [CORPUS_VERSION, scale.docs_per_source, scale.model.vocab_size, dataclasses.astuple(budget),
-             index.digest(), sys.version_info[:2]]
-    for s in sources:
-        m = load_manifest(s)
-        parts += [s, json.dumps(m.files, sort_keys=True), m.domain]
-    return f"{stable_hash(*parts):016x}"
+def corpus_pipeline_config(sources: Iterable[str] | None = None, path: str | Path | None = None) -> dict:
+    "The corpus pipeline YAML (data_manifests/pipeline_corpus.yaml) as a dict, optionally limited to some branches."
+    path = Path(path) if path else manifest_dir() / CORPUS_PIPELINE
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if sources is not None:
+        sources = list(sources)
+        names = [b.get("name") for b in cfg.get("branches", [])]
+        unknown = [x for x in sources if x not in names]
+        if unknown:
+            raise ConfigError(f"sources: {unknown} have no branch in {path}; branches: {names}")
+        cfg["branches"] = [b for b in cfg["branches"] if b.get("name") in sources]
+    return cfg
 
-def _build_corpus(out: Path, scale: Scale, budget: CorpusBudget, sources: tuple[str, ...],
-                  index: NgramIndex, key: str, process: Callable, progress: bool) -> None:
-    "Build every file of a corpus directory (`meta.json` last)."
+def corpus_params(scale: Scale, budget: CorpusBudget) -> dict[str, Any]:
+    "The `${...}` parameters of the corpus pipeline at a scale."
+    return {"docs_per_source": scale.docs_per_source, "max_doc_chars": budget.max_doc_chars,
+            "heldout_fraction": budget.heldout_fraction, "scorer_train_docs": budget.scorer_train_docs}
+
+def _build_corpus(out: Path, scale: Scale, budget: CorpusBudget, result: PipelineResult, key: str,
+                  progress: bool) -> None:
+    "Tokenizer + token arrays + documents of every branch output (`meta.json` last)."
     from tqdm.auto import tqdm
     t0 = time.perf_counter()
+    sources = list(result.outputs)
     meta: dict[str, Any] = {"key": key, "version": CORPUS_VERSION, "scale": scale.name,
                             "docs_per_source": scale.docs_per_source, "vocab_size": scale.model.vocab_size,
                             "budget": dataclasses.asdict(budget), "python_version": sys.version.split()[0],
-                            "decontamination": {"n": index.n, "tasks": index.tasks}, "sources": {}}
+                            "pipeline_dir": str(result.output_dir), "sources": {}}
     kept: dict[str, dict[str, list[dict]]] = {}
-    for name in tqdm(sources, desc="prepare_corpus: sources", disable=not progress):
+    for name in sources:
         m = load_manifest(name)
-        raw = sample_records(name, scale.docs_per_source)
-        docs, stats = process(name, raw, index, budget)
-        by_split = {s: [] for s in SPLITS}
-        for d in sorted(docs, key=lambda d: d["id"]):
-            by_split[split_of(d["id"], budget.heldout_fraction)].append(d)
+        docs = result.docs(name)
+        by_split = {s: [d for d in docs if d["split"] == s] for s in SPLITS}
         kept[name] = by_split
+        stats = [s for s in result.stats if s["path"].startswith(result.outputs[name]["branch_config_path"] + ".")
+                 or s["path"] == result.outputs[name]["branch_config_path"]]
         meta["sources"][name] = {"domain": m.domain, "language": m.language, "license": m.license,
-                                 "read": len(raw), "stats": stats,
+                                 "read": next((s["out"] for s in stats if s["type"] == "read_source"), None),
+                                 "dropped": {k: v for s in stats for k, v in s["reasons"].items()},
                                  "score_name": next((d.get("score_name") for d in docs if "score" in d), None),
                                  "docs": {s: len(v) for s, v in by_split.items()}}
     by_domain: dict[str, list[str]] = {}
@@ -689,30 +2131,30 @@ def _build_corpus(out: Path, scale: Scale, budget: CorpusBudget, sources: tuple[
                 acc = dom_bytes.setdefault(info["domain"], [0, 0])
                 acc[0] += nbytes; acc[1] += int(len(ids) - len(docs))
     meta["bytes_per_token"] = {d: round(b / max(t, 1), 4) for d, (b, t) in sorted(dom_bytes.items())}
+    meta["decontaminated"] = {n: v["dropped"].get("eval_ngram_overlap", 0) for n, v in meta["sources"].items()}
     meta["build_s"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(out / "meta.json", meta)
 
 def prepare_corpus(scale: str | Scale = "smoke", run_dir: str | Path | None = None,
-                   sources: Iterable[str] = CORPUS_SOURCES, progress: bool = True,
+                   sources: Iterable[str] | None = None, progress: bool = True, engine: str = "local",
                    rebuild: bool = False) -> PreparedCorpus:
-    "Build (or load the cached) processed + tokenized corpus of `scale` under `<run_dir>/01_data/corpus/`."
+    "Run the corpus pipeline and tokenize its outputs, cached under `<run_dir>/01_data/` (idempotent)."
     from kaiyuan_nb.core import default_run_dir
     scale = get_scale(scale)
     budget = pick_budget(CORPUS_BUDGETS, scale)
-    sources = tuple(sources)
-    for s in sources:
-        check_license(load_manifest(s))
     run_dir = Path(run_dir) if run_dir else default_run_dir(scale.name)
-    base = run_dir / "01_data" / "corpus"
-    index = decontam_index(run_dir / "01_data")
-    key = _corpus_key(scale, budget, sources, index)
-    out = base / key
-    with _file_lock(base / ".lock"):
+    base = run_dir / "01_data"
+    cfg = corpus_pipeline_config(sources)
+    with _file_lock(base / "corpus" / ".lock"):
+        result = run_pipeline(cfg, base / f"pipeline_corpus_{engine}", engine=engine,
+                              params=corpus_params(scale, budget), resume=not rebuild, progress=progress)
+        key = f"{stable_hash(CORPUS_VERSION, scale.model.vocab_size, dataclasses.astuple(budget), *[(n, o['sha256']) for n, o in sorted(result.outputs.items())]):016x}"
+        out = base / "corpus" / key
         if (out / "meta.json").exists() and not rebuild:
             return PreparedCorpus(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=base / "corpus"))
         try:
-            _build_corpus(tmp, scale, budget, sources, index, key, _basic_process, progress)
+            _build_corpus(tmp, scale, budget, result, key, progress)
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)
