@@ -20,8 +20,9 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from .core import SCALES, ConfigError, Scale, get_scale
 
 # %% auto #0
-__all__ = ['KaiyuanConfig', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask', 'KaiyuanAttention',
-           'KaiyuanMLP', 'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel', 'causal_lm_loss',
+__all__ = ['KaiyuanConfig', 'RMSNormFunction', 'RopeFunction', 'SwiGLUFunction', 'LMLossFunction', 'reference_lm_loss',
+           'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask', 'KaiyuanAttention', 'KaiyuanMLP',
+           'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel', 'causal_lm_loss', 'KaiyuanCausalLMOutput',
            'KaiyuanForCausalLM', 'record_attention_logits', 'qwen3_config', 'kaiyuan_to_qwen3_state_dict',
            'qwen3_to_kaiyuan_state_dict', 'to_qwen3', 'config_for_scale', 'param_counts', 'flops_per_token']
 
@@ -90,6 +91,112 @@ class KaiyuanConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
 # %% ../nbs/02_model.ipynb #c008
+class RMSNormFunction(torch.autograd.Function):
+    "y = w · x / rms(x) over the last dim (float32), with a hand-written backward."
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        d = x.shape[-1]
+        r = torch.rsqrt(torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(d).add_(eps))
+        ctx.save_for_backward(x, weight, r)
+        return torch.mul(x, r).mul_(weight)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w, r = ctx.saved_tensors
+        xhat = x * r
+        dw = (gy * xhat).reshape(-1, x.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        gyw = gy * w
+        dot = torch.linalg.vecdot(gyw, xhat, dim=-1).unsqueeze(-1).div_(x.shape[-1])
+        return gyw.sub_(xhat.mul_(dot)).mul_(r), dw, None
+
+class RopeFunction(torch.autograd.Function):
+    "Rotate-half RoPE; the backward is the inverse rotation (only cos/sin are saved)."
+    @staticmethod
+    def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
+        h = x.shape[-1] // 2
+        x1, x2, c, s = x[..., :h], x[..., h:], cos[..., :h], sin[..., :h]
+        out = torch.empty(torch.broadcast_shapes(x.shape, cos.shape), dtype=x.dtype, device=x.device)
+        o1, o2 = out[..., :h], out[..., h:]
+        torch.mul(x1, c, out=o1).addcmul_(x2, s, value=-sign)
+        torch.mul(x2, c, out=o2).addcmul_(x1, s, value=sign)
+        return out
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return RopeFunction.rotate(x, cos.to(x.dtype), sin.to(x.dtype), 1.0)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        return RopeFunction.rotate(g, cos.to(g.dtype), sin.to(g.dtype), -1.0), None, None
+
+class SwiGLUFunction(torch.autograd.Function):
+    "silu(gate) · up for `gate_up = [gate | up]` along the last dim."
+    @staticmethod
+    def forward(ctx, gate_up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate_up)
+        a, b = gate_up.chunk(2, dim=-1)
+        return F.silu(a).mul_(b)
+
+    @staticmethod
+    def backward(ctx, gy: torch.Tensor) -> torch.Tensor:
+        gate_up, = ctx.saved_tensors
+        a, b = gate_up.chunk(2, dim=-1)
+        grad = torch.empty_like(gate_up)
+        ga, gb = grad.chunk(2, dim=-1)
+        sig = torch.sigmoid(a)
+        torch.mul(a, sig, out=gb)  # silu(a)
+        dsilu = torch.sub(1, sig).mul_(gb).add_(sig)  # silu'(a) = sig + silu(a)(1 - sig)
+        torch.mul(dsilu.mul_(b), gy, out=ga)
+        gb.mul_(gy)
+        return grad
+
+class LMLossFunction(torch.autograd.Function):
+    """(loss, ce, z) of raw logits (N, V) against targets (N,): ce = mean CE of `cap·tanh(z/cap)`
+    (no cap when None), z = coef·mean(logsumexp²); loss = ce + z. Targets equal to `ignore_index`
+    are skipped. The logits buffer is overwritten with the gradient (pass a copy if you need it)."""
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, softcap: float | None, z_coef: float,
+                ignore_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        valid = targets != ignore_index
+        vf = valid.to(logits.dtype)
+        n = vf.sum().clamp(min=1.0)
+        tg = torch.where(valid, targets, 0)[:, None]
+        if softcap is not None:
+            t = logits.div_(softcap).tanh_()
+            z = t * softcap
+        else:
+            t, z = None, logits
+        lse = torch.logsumexp(z, dim=-1)
+        ce = ((lse - z.gather(1, tg).squeeze(1)) * vf).sum() / n
+        zl = (lse.square() * vf).sum() / n * z_coef if z_coef else lse.new_zeros(())
+        g = z.sub_(lse[:, None]).exp_()  # softmax, in place
+        coef = vf / n if not z_coef else vf / n * (1 + 2 * z_coef * lse)
+        g.mul_(coef[:, None]).scatter_add_(1, tg, (-vf / n)[:, None])
+        if t is not None:
+            g.mul_(t.square_().neg_().add_(1))  # d(cap·tanh(x/cap))/dx = 1 - tanh²
+        ctx.save_for_backward(g)
+        ce, zl = ce.detach(), zl.detach()
+        ctx.mark_non_differentiable(ce, zl)
+        return ce + zl, ce, zl
+
+    @staticmethod
+    def backward(ctx, g_loss: torch.Tensor, g_ce: Any, g_z: Any) -> tuple[torch.Tensor | None, ...]:
+        g, = ctx.saved_tensors
+        return g * g_loss, None, None, None, None
+
+def reference_lm_loss(logits: torch.Tensor, targets: torch.Tensor, softcap: float | None = None,
+                      z_coef: float = 0.0, ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "The same (loss, ce, z) with plain autograd ops (for checking `LMLossFunction`, and for eval)."
+    logits = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    z = softcap * torch.tanh(logits / softcap) if softcap is not None else logits
+    ce = F.cross_entropy(z, targets, ignore_index=ignore_index)
+    valid = targets != ignore_index
+    zl = z_coef * torch.logsumexp(z[valid], dim=-1).pow(2).mean() if z_coef else z.new_zeros(())
+    return ce + zl, ce, zl
+
+# %% ../nbs/02_model.ipynb #c011
 class KaiyuanRMSNorm(nn.Module):
     "RMSNorm over the last dimension, computed in float32: `w · x / sqrt(mean(x²) + eps)`."
     def __init__(self, dim: int, eps: float = 1e-6):
@@ -99,7 +206,7 @@ class KaiyuanRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:
-            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+            return RMSNormFunction.apply(x, self.weight, self.eps)
         y = F.rms_norm(x.float(), self.weight.shape, None, self.eps)
         return self.weight * y.to(x.dtype)
 
@@ -116,12 +223,10 @@ def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float,
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    "Rotate `x` (B, heads, T, D) by the angles in cos/sin (B, T, D)."
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+    "Rotate `x` (B, heads, T, D) by the angles in cos/sin (B, T, D): `x·cos + rotate_half(x)·sin`."
+    return RopeFunction.apply(x, cos.unsqueeze(1), sin.unsqueeze(1))
 
-# %% ../nbs/02_model.ipynb #c011
+# %% ../nbs/02_model.ipynb #c014
 def build_attention_mask(attention_mask: torch.Tensor | None, q_len: int, past_len: int,
                          device: torch.device) -> tuple[torch.Tensor | None, bool]:
     """(mask, is_causal) for attention of `q_len` new tokens after `past_len` cached ones.
@@ -197,7 +302,7 @@ class KaiyuanAttention(nn.Module):
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
         return torch.matmul(probs, v)
 
-# %% ../nbs/02_model.ipynb #c014
+# %% ../nbs/02_model.ipynb #c017
 class KaiyuanMLP(nn.Module):
     "SwiGLU: down(silu(gate(x)) * up(x)); gate and up fused in `gate_up_proj`."
     def __init__(self, config: KaiyuanConfig):
@@ -207,8 +312,7 @@ class KaiyuanMLP(nn.Module):
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        return self.down_proj(SwiGLUFunction.apply(self.gate_up_proj(x)))
 
 class KaiyuanDecoderLayer(nn.Module):
     "Pre-norm (or sandwich-norm) attention + SwiGLU MLP with residual connections."
@@ -281,9 +385,16 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
     logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
     return F.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=ignore_index)
 
+@dataclasses.dataclass
+class KaiyuanCausalLMOutput(CausalLMOutputWithPast):
+    "`CausalLMOutputWithPast` plus the two parts of the training loss when `targets` were given."
+    ce_loss: torch.FloatTensor | None = None
+    z_loss: torch.FloatTensor | None = None
+
 class KaiyuanForCausalLM(KaiyuanPreTrainedModel, GenerationMixin):
     "Qwen3-style causal LM with optional sandwich norm and logit soft-capping (`generate`, save/load)."
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    supports_fused_lm_loss = True  # forward(targets=...) computes the loss without keeping the logits
 
     def __init__(self, config: KaiyuanConfig):
         super().__init__(config)
@@ -291,26 +402,42 @@ class KaiyuanForCausalLM(KaiyuanPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    def _lm_head_is_plain(self) -> bool:
+        "True when nothing observes or replaces the LM head output (then the loss may overwrite it)."
+        return not (self.lm_head._forward_hooks or self.lm_head._forward_pre_hooks or "forward" in vars(self.lm_head))
+
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.LongTensor | None = None, past_key_values: Cache | None = None,
                 inputs_embeds: torch.Tensor | None = None, labels: torch.LongTensor | None = None,
                 use_cache: bool | None = None, logits_to_keep: int | torch.Tensor = 0,
-                **kwargs: Any) -> CausalLMOutputWithPast:
+                targets: torch.LongTensor | None = None, z_loss: float = 0.0, **kwargs: Any) -> KaiyuanCausalLMOutput:
         """Logits (soft-capped when `final_logit_softcap` is set); with `labels` also the mean
-        next-token loss (labels aligned with inputs, -100 ignored); `logits_to_keep=k` keeps the last k."""
+        next-token loss (labels aligned with inputs, -100 ignored); `logits_to_keep=k` keeps the last k.
+        Training fast path: `targets` (already shifted, same shape as the inputs) returns `loss` =
+        ce + z-loss (coefficient `z_loss`), `ce_loss`, `z_loss` and no logits."""
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                          past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache)
         h = out.last_hidden_state
+        cap = self.config.final_logit_softcap
+        if targets is not None:
+            raw = self.lm_head(h)
+            flat, tflat = raw.reshape(-1, raw.shape[-1]), targets.reshape(-1)
+            if torch.is_grad_enabled() and raw.requires_grad:
+                if raw.dtype != torch.float32 or not self._lm_head_is_plain():
+                    flat = flat.float().clone() if flat.dtype == torch.float32 else flat.float()
+                loss, ce, zl = LMLossFunction.apply(flat, tflat, cap, float(z_loss), -100)
+            else:
+                loss, ce, zl = reference_lm_loss(flat, tflat, cap, float(z_loss))
+            return KaiyuanCausalLMOutput(loss=loss, ce_loss=ce, z_loss=zl, past_key_values=out.past_key_values)
         if isinstance(logits_to_keep, int):
             h = h[:, -logits_to_keep:] if logits_to_keep > 0 else h
         else:
             h = h[:, logits_to_keep]
         logits = self.lm_head(h)
-        cap = self.config.final_logit_softcap
         if cap is not None:
             logits = cap * torch.tanh(logits.float() / cap)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=out.past_key_values)
+        return KaiyuanCausalLMOutput(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
 def record_attention_logits(model: nn.Module, enabled: bool = True) -> list[KaiyuanAttention]:
     "Switch every attention module to the explicit path that sends raw logits through `logits_probe`."
@@ -322,7 +449,7 @@ def record_attention_logits(model: nn.Module, enabled: bool = True) -> list[Kaiy
 AutoConfig.register("kaiyuan", KaiyuanConfig, exist_ok=True)
 AutoModelForCausalLM.register(KaiyuanConfig, KaiyuanForCausalLM, exist_ok=True)
 
-# %% ../nbs/02_model.ipynb #c018
+# %% ../nbs/02_model.ipynb #c021
 def qwen3_config(config: KaiyuanConfig, **kwargs: Any) -> "transformers.Qwen3Config":
     "The transformers `Qwen3Config` of the same shape (only valid with both switches and sandwich norm off)."
     from transformers import Qwen3Config
@@ -384,7 +511,7 @@ def to_qwen3(model: KaiyuanForCausalLM, attn_implementation: str = "sdpa") -> "t
         raise RuntimeError(f"to_qwen3: missing {missing}, unexpected {unexpected}")
     return qwen.to(next(model.parameters()).dtype).train(model.training)
 
-# %% ../nbs/02_model.ipynb #c023
+# %% ../nbs/02_model.ipynb #c026
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(KaiyuanConfig)}
 
 def config_for_scale(scale: str | Scale, vocab_size: int | None = None, **overrides: Any) -> KaiyuanConfig:

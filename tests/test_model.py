@@ -9,7 +9,7 @@ import torch
 from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.model import (KaiyuanConfig, KaiyuanForCausalLM, config_for_scale, flops_per_token,
                               kaiyuan_to_qwen3_state_dict, param_counts, qwen3_to_kaiyuan_state_dict,
-                              record_attention_logits, to_qwen3)
+                              record_attention_logits, reference_lm_loss, to_qwen3)
 
 
 def tiny(**kw) -> KaiyuanConfig:
@@ -181,3 +181,27 @@ def test_bad_config_for_scale():
         config_for_scale("huge")
     with pytest.raises(ConfigError, match="hidden_sise"):
         config_for_scale("smoke", hidden_sise=3)
+
+
+@pytest.mark.parametrize("cap", [None, 5.0])
+def test_fused_training_loss_matches_autograd_and_respects_hooks(cap):
+    torch.manual_seed(0)
+    m = KaiyuanForCausalLM(tiny(final_logit_softcap=cap, sandwich_norm=True))
+    ids = torch.randint(0, 211, (2, 17))
+    x, y = ids[:, :-1], ids[:, 1:]
+    fast = m(x, targets=y, z_loss=1e-3)
+    fast.loss.backward()
+    g_fast = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    slow = reference_lm_loss(m(x).logits.reshape(-1, 211), y.reshape(-1), None, 1e-3)
+    slow[0].backward()
+    assert torch.allclose(fast.loss, slow[0], atol=1e-5) and torch.allclose(fast.ce_loss, slow[1], atol=1e-5)
+    for n, p in m.named_parameters():
+        assert torch.allclose(g_fast[n], p.grad, atol=1e-6), n
+    # a hook that keeps the LM head output must see the real logits, not the gradient written in place
+    seen = []
+    h = m.lm_head.register_forward_hook(lambda mod, i, o: seen.append(o))
+    m(x, targets=y).loss.backward()
+    h.remove()
+    with torch.no_grad():
+        assert torch.equal(seen[0], m.lm_head(m.model(x).last_hidden_state))
