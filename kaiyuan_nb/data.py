@@ -37,21 +37,22 @@ from .core import (ConfigError, Scale, atomic_write, atomic_write_bytes, atomic_
 __all__ = ['LICENSE_ALLOWLIST', 'TRAINING_ROLES', 'MANIFEST_ROLES', 'MANIFEST_REQUIRED', 'DECONTAM_TASKS', 'DECONTAM_N',
            'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'MERSENNE_61', 'MAX_HASH_32', 'NODE_TYPES',
            'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CORPUS_VERSION', 'SPLITS', 'CORPUS_BUDGETS',
-           'CORPUS_PIPELINE', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest', 'check_license',
-           'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents', 'iter_records',
-           'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text', 'minhash_normalize',
-           'word_tokens', 'token_hashes', 'mix64', 'unique_u64', 'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir',
-           'eval_item_texts', 'NgramIndex', 'decontam_index', 'balanced_sample', 'train_tokenizer',
-           'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens', 'minhash_tokens', 'signatures_from_shingles',
-           'minhash_signatures', 'band_keys', 'candidate_edges', 'cluster_duplicates', 'DedupResult', 'minhash_dedup',
-           'cjk_ratio', 'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier', 'NgramLM', 'Param',
-           'register_node', 'Node', 'MapNode', 'ReadSource', 'ReadBranch', 'Normalize', 'LengthFilter', 'LangFilter',
-           'RepetitionFilter', 'QualityScore', 'Decontaminate', 'Split', 'Repeat', 'ExactDedup', 'MinHashDedup',
-           'RatioFilter', 'Write', 'PipelineSpec', 'parse_pipeline', 'LocalEngine', 'SparkEngine', 'stop_spark',
-           'PipelineContext', 'output_path', 'read_output', 'PipelineResult', 'check_conservation', 'run_pipeline',
-           'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup', 'dedup_benchmark',
-           'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus', 'corpus_pipeline_config',
-           'corpus_params', 'prepare_corpus']
+           'CORPUS_PIPELINE', 'DATA_BUDGETS', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest',
+           'check_license', 'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents',
+           'iter_records', 'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text',
+           'minhash_normalize', 'word_tokens', 'token_hashes', 'mix64', 'unique_u64', 'ngram_hashes',
+           'batch_ngram_hashes', 'eval_task_dir', 'eval_item_texts', 'NgramIndex', 'decontam_index', 'balanced_sample',
+           'train_tokenizer', 'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens', 'minhash_tokens',
+           'signatures_from_shingles', 'minhash_signatures', 'band_keys', 'candidate_edges', 'cluster_duplicates',
+           'DedupResult', 'minhash_dedup', 'cjk_ratio', 'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier',
+           'NgramLM', 'Param', 'register_node', 'Node', 'MapNode', 'ReadSource', 'ReadBranch', 'Normalize',
+           'LengthFilter', 'LangFilter', 'RepetitionFilter', 'QualityScore', 'Decontaminate', 'Split', 'Repeat',
+           'ExactDedup', 'MinHashDedup', 'RatioFilter', 'Write', 'PipelineSpec', 'parse_pipeline', 'LocalEngine',
+           'SparkEngine', 'stop_spark', 'PipelineContext', 'output_path', 'read_output', 'PipelineResult',
+           'check_conservation', 'run_pipeline', 'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup',
+           'dedup_benchmark', 'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus',
+           'corpus_pipeline_config', 'corpus_params', 'prepare_corpus', 'draw_pipeline_tree', 'drop_table',
+           'DataBudget', 'spark_comparison_config']
 
 # %% ../nbs/01_data.ipynb #c005
 LICENSE_ALLOWLIST: frozenset[str] = frozenset({
@@ -2161,3 +2162,99 @@ def prepare_corpus(scale: str | Scale = "smoke", run_dir: str | Path | None = No
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return PreparedCorpus(out)
+
+# %% ../nbs/01_data.ipynb #c052
+def _node_label(node: Node) -> str:
+    "Short label: type and its non-default keys."
+    keys = []
+    for k, p in node.params.items():
+        v = node.cfg.get(k)
+        if v != p.default and k not in ("name", "source", "branch", "reference", "positive", "negative", "rename", "train_docs"):
+            keys.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
+    head = node.cfg.get("name") or node.cfg.get("source") or node.cfg.get("branch") or ""
+    label = node.type_name + (f"\n{head}" if head else "")
+    return label + ("\n" + ", ".join(keys[:2]) if keys else "")
+
+def draw_pipeline_tree(spec: PipelineSpec, stats: list[dict] | None = None, ax: Any = None) -> Any:
+    "Draw the pipeline trees (writers at the top, readers at the bottom) with docs in → out per node."
+    import matplotlib.pyplot as plt
+    by_path = {s["path"]: s for s in (stats or [])}
+    pos: dict[int, tuple[float, float]] = {}
+    nodes: list[Node] = []
+    next_x = [0.0]
+    def layout(n: Node, depth: int) -> float:
+        xs = [layout(c, depth + 1) for c in n.children]
+        x = float(np.mean(xs)) if xs else next_x[0]
+        if not xs:
+            next_x[0] += 1.0
+        pos[id(n)] = (x, -depth)
+        nodes.append(n)
+        return x
+    for r in spec.branches:
+        layout(r, 0)
+        next_x[0] += 0.3
+    depth = max(-y for _, y in pos.values()) + 1
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(8, 1.9 * next_x[0]), 1.05 * depth + 1))
+    for n in nodes:
+        x, y = pos[id(n)]
+        for c in n.children:
+            cx, cy = pos[id(c)]
+            ax.annotate("", xy=(x, y - 0.28), xytext=(cx, cy + 0.28),
+                        arrowprops={"arrowstyle": "->", "color": "0.5", "lw": 0.8})
+        s = by_path.get(n.path)
+        counts = f"\n{s['in']}→{s['out']}" if s and n.kind != "reader" else (f"\n{s['out']} read" if s else "")
+        color = {"reader": "#cfe8cf", "writer": "#f6d5a8", "global": "#c9d9f2", "map": "#eeeeee"}[n.kind]
+        ax.text(x, y, _node_label(n) + counts, ha="center", va="center", fontsize=6.5,
+                bbox={"boxstyle": "round,pad=0.25", "fc": color, "ec": "0.4", "lw": 0.6})
+    ax.set_xlim(-0.6, next_x[0] - 0.2)
+    ax.set_ylim(-depth + 0.4, 0.6)
+    ax.axis("off")
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(fc=c, ec="0.4", label=l) for l, c in [
+        ("reader (leaf)", "#cfe8cf"), ("per-document op", "#eeeeee"), ("whole-dataset op", "#c9d9f2"),
+        ("writer (root)", "#f6d5a8")]], loc="lower right", fontsize=7, ncol=4, frameon=False)
+    return ax
+
+def drop_table(result_stats: list[dict], outputs: dict[str, dict]) -> "pd.DataFrame":
+    "Documents dropped per operator type (rows) and output (columns), plus read and kept rows."
+    import pandas as pd
+    rows: dict[str, dict[str, int]] = {}
+    for name, man in outputs.items():
+        prefix = man["branch_config_path"]
+        for s in result_stats:
+            if not (s["path"] == prefix or s["path"].startswith(prefix + ".")):
+                continue
+            if s["type"] == "read_source":
+                rows.setdefault("read", {})[name] = rows.get("read", {}).get(name, 0) + s["out"]
+            elif s["type"] == "write":
+                rows.setdefault("kept", {})[name] = s["out"]
+            elif s["dropped"]:
+                rows.setdefault(s["type"], {})[name] = rows.get(s["type"], {}).get(name, 0) + s["dropped"]
+    seen = list(dict.fromkeys(s["type"] for s in result_stats))  # pipeline order
+    order = ["read"] + [k for k in seen if k in rows and k not in ("read", "kept")] + ["kept"]
+    return pd.DataFrame(rows).T.reindex(order).fillna(0).astype(int)[list(outputs)]
+
+# %% ../nbs/01_data.ipynb #c054
+@dataclass(frozen=True)
+class DataBudget:
+    "Chapter-01 experiment knobs per scale."
+    bench_docs: int  # real documents in the dedup benchmark
+    bench_dups: int  # injected near-duplicates
+    bench_repeats: int  # timed runs of each implementation (best is reported)
+    bench_kperm: bool  # also time the exact 128-permutation variant
+    spark_compare: bool  # run the local == spark comparison in the chapter
+    spark_docs: int  # documents per source in that comparison
+
+DATA_BUDGETS = {
+    "smoke": DataBudget(bench_docs=1500, bench_dups=75, bench_repeats=1, bench_kperm=False, spark_compare=False, spark_docs=0),
+    "report": DataBudget(bench_docs=20_000, bench_dups=1_000, bench_repeats=1, bench_kperm=True, spark_compare=True, spark_docs=250),
+    "gpu": DataBudget(bench_docs=30_000, bench_dups=1_500, bench_repeats=2, bench_kperm=True, spark_compare=True, spark_docs=1000),
+}
+
+def spark_comparison_config(docs: int) -> dict:
+    "The enwiki + stackexchange branches of the corpus pipeline, smaller, without checkpoints."
+    cfg = corpus_pipeline_config(["enwiki_sample", "stackexchange_small_sites"])
+    cfg["checkpoint"] = False
+    cfg["name"] = "spark_vs_local"
+    return cfg
