@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import types
@@ -20,11 +21,30 @@ from torch import nn
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'fp16_round',
-           'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo',
-           'MixedPrecision']
+__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'VARIANTS',
+           'BUDGETS', 'COLORS', 'LABELS', 'KIND_ORDER', 'source_excerpt', 'fp16_round', 'Fp16Counter', 'fp16_cast',
+           'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision',
+           'ActivationProbe', 'StabilityMonitor', 'variant_overrides', 'RunSpec', 'torch_threads', 'StabilityData',
+           'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget', 'run_unstable', 'pick_high_lr',
+           'fp16_headroom', 'summary_table', 'throughput_benchmark', 'plot_activation_stats', 'plot_loss_curves',
+           'plot_headroom_trends', 'formula_figure']
 
 # %% ../nbs/05_stability.ipynb #c005
+import inspect
+
+def source_excerpt(obj: Any, contains: Iterable[str] | None = None) -> str:
+    "Markdown code block of `obj`'s source lines (those containing any of `contains`), with file line numbers."
+    lines, start = inspect.getsourcelines(obj)
+    path = inspect.getsourcefile(obj)
+    rel = path.split("kaiyuan_nb/")[-1] if path else "?"
+    keep = [(start + i, l.rstrip("\n")) for i, l in enumerate(lines)
+            if contains is None or any(c in l for c in contains)]
+    if not keep:
+        raise ConfigError(f"source_excerpt: no line of {getattr(obj, '__qualname__', obj)} contains any of {list(contains or [])}")
+    body = "\n".join(f"{n:4d}  {l}" for n, l in keep)
+    return f"`kaiyuan_nb/{rel}`, lines {keep[0][0]}–{keep[-1][0]} (`{obj.__qualname__}`):\n```python\n{body}\n```"
+
+# %% ../nbs/05_stability.ipynb #c008
 FP16_MAX: float = float(torch.finfo(torch.float16).max)  # 65504, the largest finite float16
 FP16_OVERFLOW: float = 65520.0  # from here on a value rounds to inf (65504 + half an ulp of 32)
 FP16_SUBNORMAL_MIN: float = 2.0 ** -24  # smallest positive float16 (subnormal)
@@ -37,8 +57,8 @@ def fp16_round(x: torch.Tensor) -> torch.Tensor:
         return x
     return x.to(torch.float16).to(x.dtype)
 
-# %% ../nbs/05_stability.ipynb #c008
-SITE_KINDS = ("embed", "linear_in", "weight", "linear_out", "residual", "logits")
+# %% ../nbs/05_stability.ipynb #c011
+SITE_KINDS = ("embed", "linear_in", "weight", "linear_out", "sublayer_out", "residual", "logits")
 _COUNT_KEYS = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd", "values_fwd")
 
 class Fp16Counter:
@@ -115,7 +135,7 @@ def fp16_cast(x: torch.Tensor, counter: Fp16Counter, kind: str = "linear_out", a
         raise ConfigError(f"fp16_cast: kind must be one of {SITE_KINDS}, got {kind!r}")
     return _Fp16Round.apply(x, counter, kind, apply)
 
-# %% ../nbs/05_stability.ipynb #c013
+# %% ../nbs/05_stability.ipynb #c016
 @dataclass
 class Fp16Sites:
     "Where an FP16 run holds float16 tensors, besides every nn.Linear (see the prose)."
@@ -123,13 +143,15 @@ class Fp16Sites:
     residual: list[nn.Module] = field(default_factory=list)  # outputs = residual stream (decoder layers)
     residual_inputs: list[nn.Module] = field(default_factory=list)  # first input = residual (mid-layer norms)
     logits: list[nn.Module] = field(default_factory=list)  # linears whose output are the logits (LM head)
+    sublayer_out: list[nn.Module] = field(default_factory=list)  # linears whose output a sublayer returns (o_proj, down_proj)
 
 def kaiyuan_fp16_sites(model: nn.Module) -> Fp16Sites:
     "The sites of a `KaiyuanForCausalLM` (or any model with `.model.embed_tokens/.layers` and `.lm_head`)."
     try:
         base, layers = model.model, list(model.model.layers)
         return Fp16Sites(embed=[base.embed_tokens], residual=layers,
-                         residual_inputs=[l.post_attention_layernorm for l in layers], logits=[model.lm_head])
+                         residual_inputs=[l.post_attention_layernorm for l in layers], logits=[model.lm_head],
+                         sublayer_out=[m for l in layers for m in (l.self_attn.o_proj, l.mlp.down_proj)])
     except AttributeError as e:
         raise ConfigError(f"kaiyuan_fp16_sites: {type(model).__name__} lacks the Qwen3 layout "
                           f"(.model.embed_tokens, .model.layers[i].post_attention_layernorm, .lm_head): {e}") from e
@@ -180,12 +202,12 @@ class Fp16Emulation:
             return _Fp16Round.apply(x, self.counter, kind, False)
         return x
 
-    def _linear_forward(self, logits: bool) -> Callable[[nn.Linear, torch.Tensor], torch.Tensor]:
+    def _linear_forward(self, out_kind: str) -> Callable[[nn.Linear, torch.Tensor], torch.Tensor]:
         emu = self
         def forward(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
             w = emu._cast(lin.weight, "weight")
             b = None if lin.bias is None else emu._cast(lin.bias, "weight")
-            return emu._cast(F.linear(emu._cast(x, "linear_in"), w, b), "logits" if logits else "linear_out")
+            return emu._cast(F.linear(emu._cast(x, "linear_in"), w, b), out_kind)
         return forward
 
     def _hook(self, kind: str) -> Callable:
@@ -199,10 +221,10 @@ class Fp16Emulation:
         return hook
 
     def __enter__(self) -> "Fp16Emulation":
-        logit_ids = {id(m) for m in self.sites.logits}
+        kinds = {id(m): "logits" for m in self.sites.logits} | {id(m): "sublayer_out" for m in self.sites.sublayer_out}
         for m in self.model.modules():
             if isinstance(m, nn.Linear):
-                m.forward = types.MethodType(self._linear_forward(id(m) in logit_ids), m)
+                m.forward = types.MethodType(self._linear_forward(kinds.get(id(m), "linear_out")), m)
                 self._patched.append(m)
         for m in self.sites.embed:
             self._handles.append(m.register_forward_hook(self._hook("embed")))
@@ -219,13 +241,13 @@ class Fp16Emulation:
             h.remove()
         self._patched, self._handles = [], []
 
-# %% ../nbs/05_stability.ipynb #c015
+# %% ../nbs/05_stability.ipynb #c018
 def fp16_ulp(x: torch.Tensor) -> torch.Tensor:
     "The spacing of float16 values at `x` (2^-24 in the subnormal range)."
     e = torch.floor(torch.log2(x.abs().clamp_min(2.0 ** -14)))
     return torch.exp2(e - 10)
 
-# %% ../nbs/05_stability.ipynb #c018
+# %% ../nbs/05_stability.ipynb #c021
 PRECISIONS = ("fp32", "fp16-emulated", "fp16-autocast", "fp16")
 
 @dataclass
@@ -316,3 +338,554 @@ class MixedPrecision:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+# %% ../nbs/05_stability.ipynb #c025
+def _finite_or_none(v: float) -> float | None:
+    "JSON-safe float: nan/inf become None."
+    return float(v) if math.isfinite(v) else None
+
+def _json_safe(obj: Any) -> Any:
+    "A copy of `obj` with every non-finite float replaced by None (JSON has no inf/nan)."
+    if isinstance(obj, float):
+        return _finite_or_none(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+def _rms_amax(x: torch.Tensor) -> tuple[float | None, float | None]:
+    "(RMS, max |x|) of a tensor in float32; None where not finite (an overflow)."
+    x = x.detach().float()
+    return _finite_or_none(x.pow(2).mean().sqrt().item()), _finite_or_none(x.abs().amax().item())
+
+class ActivationProbe:
+    "Forward hooks on a Kaiyuan model recording per-layer activation statistics while active."
+    def __init__(self, model: nn.Module):
+        from kaiyuan_nb.model import record_attention_logits
+        try:
+            base, layers = model.model, list(model.model.layers)
+        except AttributeError as e:
+            raise ConfigError(f"ActivationProbe: {type(model).__name__} is not a Kaiyuan/Qwen3-layout model: {e}") from e
+        self.model, self.layers, self._record = model, layers, record_attention_logits
+        self.active, self.stats = False, self._empty()
+        self._handles = [base.embed_tokens.register_forward_hook(self._residual(0))]
+        for i, layer in enumerate(layers):
+            self._handles.append(layer.register_forward_hook(self._residual(i + 1)))
+            attn_out = layer.attn_out_norm if getattr(layer, "sandwich_norm", False) else layer.self_attn
+            mlp_out = layer.mlp_out_norm if getattr(layer, "sandwich_norm", False) else layer.mlp
+            self._handles.append(attn_out.register_forward_hook(self._amax("attn_out_amax", i)))
+            self._handles.append(mlp_out.register_forward_hook(self._amax("mlp_out_amax", i)))
+            self._handles.append(layer.self_attn.logits_probe.register_forward_hook(self._attn_logits(i)))
+        self._handles.append(model.lm_head.register_forward_hook(self._logits))
+        self.cap = getattr(model.config, "final_logit_softcap", None)
+
+    def _empty(self) -> dict[str, Any]:
+        n = len(self.layers)
+        return {"residual_rms": [None] * (n + 1), "residual_amax": [None] * (n + 1),
+                "attn_out_amax": [None] * n, "mlp_out_amax": [None] * n, "attn_logit_amax": [None] * n,
+                "logits_raw_amax": None, "logits_amax": None}
+
+    def _residual(self, i: int) -> Callable:
+        def hook(m: nn.Module, a: Any, out: Any) -> None:
+            if self.active:
+                self.stats["residual_rms"][i], self.stats["residual_amax"][i] = _rms_amax(_first(out))
+        return hook
+
+    def _amax(self, key: str, i: int) -> Callable:
+        def hook(m: nn.Module, a: Any, out: Any) -> None:
+            if self.active:
+                self.stats[key][i] = _rms_amax(_first(out))[1]
+        return hook
+
+    def _attn_logits(self, i: int) -> Callable:
+        def hook(m: nn.Module, a: Any, scores: torch.Tensor) -> None:
+            if self.active:
+                t, s = scores.shape[-2:]
+                causal = torch.ones(t, s, dtype=torch.bool, device=scores.device).tril(s - t)
+                self.stats["attn_logit_amax"][i] = _finite_or_none(
+                    scores.detach().abs().masked_fill(~causal, 0).amax().item())
+        return hook
+
+    def _logits(self, m: nn.Module, a: Any, out: torch.Tensor) -> None:
+        "LM-head output: the raw logits; after the cap, max |c·tanh(z/c)| = c·tanh(max|z|/c) (monotone)."
+        if self.active:
+            raw = _rms_amax(out)[1]
+            self.stats["logits_raw_amax"] = raw
+            capped = raw if raw is None or self.cap is None else self.cap * math.tanh(raw / self.cap)
+            self.stats["logits_amax"] = capped
+
+    def start(self) -> None:
+        "Record the next forward pass (switches attention to the path with the logit probe)."
+        self.active, self.stats = True, self._empty()
+        self._record(self.model, True)
+
+    def stop(self) -> dict[str, Any]:
+        "Stop recording; return what was recorded."
+        if self.active:
+            self._record(self.model, False)
+        self.active = False
+        return self.stats
+
+    def remove(self) -> None:
+        "Remove all hooks."
+        self.stop()
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+# %% ../nbs/05_stability.ipynb #c029
+from .train import Callback, MixtureLoader, TrainConfig, lm_loss, train
+
+class StabilityMonitor(Callback):
+    "Adds scale / skipped / overflow counts / max |x| per site to each step record; probes every `stats_every` steps."
+    def __init__(self, precision: MixedPrecision, probe: ActivationProbe | None = None,
+                 stats_every: int = 10, max_skip_run: int = 20):
+        if stats_every < 1 or max_skip_run < 1:
+            raise ConfigError(f"StabilityMonitor: stats_every and max_skip_run must be >= 1, got {stats_every}, {max_skip_run}")
+        self.mp, self.probe, self.stats_every, self.max_skip_run = precision, probe, stats_every, max_skip_run
+        self.skip_run, self.stop_reason, self._stats_step, self._scale = 0, None, False, 1.0
+
+    def on_step_start(self, state: Any) -> None:
+        self.mp.counter.reset()  # drop what evaluation passes counted
+        self._scale = float(self.mp.scaler.get_scale()) if self.mp.scaler.is_enabled() else 1.0
+        last = state.step == state.cfg.total_steps - 1
+        self._stats_step = self.probe is not None and (state.step % self.stats_every == 0 or last)
+        if self._stats_step:
+            self.probe.start()
+
+    def on_step_end(self, state: Any, record: dict[str, Any]) -> None:
+        counts = self.mp.counter.counts()
+        tot = self.mp.counter.totals()
+        record.update(scale=self._scale, overflow_fwd=int(tot["overflow_fwd"]), overflow_bwd=int(tot["overflow_bwd"]),
+                      underflow_bwd=int(tot["underflow_bwd"]),
+                      amax={k: _finite_or_none(v["amax_fwd"]) for k, v in counts.items() if k != "weight"})
+        record.pop("sources", None)
+        if self._stats_step:
+            record["probe"] = self.probe.stop()
+        self.mp.counter.reset()
+        self.skip_run = self.skip_run + 1 if record["skipped"] else 0
+        if self.skip_run >= self.max_skip_run:
+            self.stop_reason = f"{self.skip_run} skipped steps in a row (loss scale {self._scale:g})"
+            state.stop = True
+
+    def on_train_end(self, state: Any) -> None:
+        if self.probe is not None:
+            self.probe.stop()
+
+# %% ../nbs/05_stability.ipynb #c030
+VARIANTS = ("baseline", "sandwich", "softcap", "sandwich_softcap")
+
+def variant_overrides(variant: str, softcap: float) -> dict[str, Any]:
+    "KaiyuanConfig switches of a variant: baseline = pre-norm Qwen3; + sandwich norm; + final-logit soft-cap; both."
+    if variant not in VARIANTS:
+        raise ConfigError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    if not softcap > 0:
+        raise ConfigError(f"softcap: expected a positive cap, got {softcap!r}")
+    return {"sandwich_norm": variant in ("sandwich", "sandwich_softcap"),
+            "final_logit_softcap": float(softcap) if variant in ("softcap", "sandwich_softcap") else None}
+
+@dataclass(frozen=True)
+class RunSpec:
+    "One training run of the experiment (everything that determines its numbers)."
+    variant: str
+    precision: str  # "fp16" (emulated on CPU, autocast on CUDA) or "fp32"
+    lr: float
+    seed: int
+    steps: int
+    warmup_steps: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    seq_len: int
+    batch_size: int
+    softcap: float = 15.0
+    stats_every: int = 10
+    eval_batches: int = 4
+    max_skip_run: int = 20
+
+    @property
+    def key(self) -> str:
+        "File-name key of the run."
+        return (f"{self.precision}_{self.variant}_lr{self.lr:g}_L{self.num_layers}_h{self.hidden_size}"
+                f"_s{self.seed}_n{self.steps}")
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with `n` torch CPU threads (0: unchanged), then restore. Our models are tiny: on two cores
+    shared with other jobs, one thread avoids OpenMP threads waiting on each other and is many times
+    faster; on an idle machine it costs little at these sizes."""
+    if n < 0:
+        raise ConfigError(f"threads: expected >= 0, got {n}")
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+@dataclass
+class StabilityData:
+    "Train and held-out token streams (per source) and the vocabulary size, from `prepare_corpus`."
+    train: dict[str, np.ndarray]
+    heldout: dict[str, np.ndarray]
+    vocab_size: int
+
+def stability_data(scale: Any, run_dir: Any) -> StabilityData:
+    "The chapter's data: every `prepare_corpus` source, mixed uniformly."
+    from kaiyuan_nb.data import prepare_corpus
+    corpus = prepare_corpus(scale, run_dir)
+    return StabilityData({s: corpus.tokens(s, "train") for s in corpus.sources},
+                         {s: corpus.tokens(s, "heldout") for s in corpus.sources}, len(corpus.tokenizer()))
+
+def heldout_batches(data: StabilityData, spec: RunSpec) -> list[torch.Tensor]:
+    "Fixed held-out batches (the same for every run of a given shape)."
+    tokens = {s: t for s, t in data.heldout.items() if len(t) > spec.seq_len + 1}
+    loader = MixtureLoader(tokens, {s: 1.0 for s in tokens}, spec.seq_len, spec.batch_size, seed=0, shuffle=False)
+    return [loader.next_batch() for _ in range(spec.eval_batches)]
+
+def _summarise(spec: RunSpec, result: Any, monitor: StabilityMonitor, heldout: float | None) -> dict[str, Any]:
+    "The JSON record of a finished run."
+    hist = result.history
+    amax = [max((v for v in h["amax"].values() if v is not None), default=None) for h in hist]
+    nonfinite_amax = any(h["overflow_fwd"] > 0 or any(v is None for v in h["amax"].values()) for h in hist)
+    finite = [a for a in amax if a is not None]
+    max_act = math.inf if nonfinite_amax else (max(finite) if finite else math.nan)
+    probes = [{"step": h["step"], **h["probe"]} for h in hist if "probe" in h]
+    stopped = result.stopped or monitor.stop_reason
+    return {
+        "spec": dataclasses.asdict(spec), "key": spec.key, "steps_run": len(hist),
+        "diverged": stopped is not None, "stopped": stopped,
+        "final_loss": _finite_or_none(result.final_loss(10)) if hist else None,
+        "heldout_loss": heldout, "skipped_steps": int(sum(h["skipped"] for h in hist)),
+        "overflow_fwd": int(sum(h["overflow_fwd"] for h in hist)), "overflow_bwd": int(sum(h["overflow_bwd"] for h in hist)),
+        "underflow_bwd": int(sum(h["underflow_bwd"] for h in hist)),
+        "max_abs_activation": _finite_or_none(max_act) if not math.isinf(max_act) else None,
+        "activation_overflowed": bool(nonfinite_amax),
+        "tokens_per_s": result.tokens_per_s,
+        "history": [{k: h[k] for k in ("step", "loss", "lr", "grad_norm", "skipped", "scale", "overflow_fwd",
+                                        "overflow_bwd", "underflow_bwd", "amax", "step_s")} | {"max_abs": a}
+                    for h, a in zip(hist, amax)],
+        "probes": probes}
+
+def run_stability(spec: RunSpec, data: StabilityData, out_dir: Any, device: str | None = None,
+                  progress: bool = False, threads: int = 1) -> dict[str, Any]:
+    "Train one run (or load its cached record from `<out_dir>/<key>.json`) with `threads` CPU threads; returns the record."
+    from pathlib import Path
+    from kaiyuan_nb.core import atomic_write_json, read_json, seed_everything, pick_device
+    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
+    path = Path(out_dir) / f"{spec.key}.json"
+    if path.exists():
+        return read_json(path)
+    if spec.precision not in ("fp16", "fp32"):
+        raise ConfigError(f"RunSpec.precision: expected 'fp16' or 'fp32', got {spec.precision!r}")
+    dev = pick_device(device)
+    seed_everything(spec.seed)
+    cfg = config_for_scale("smoke", vocab_size=data.vocab_size, hidden_size=spec.hidden_size,
+                           num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+                           num_key_value_heads=spec.num_kv_heads, intermediate_size=spec.intermediate_size,
+                           **variant_overrides(spec.variant, spec.softcap))
+    model = KaiyuanForCausalLM(cfg).to(dev)
+    mp = MixedPrecision(model, spec.precision, dev, sites=kaiyuan_fp16_sites(model), observe=spec.precision == "fp32")
+    mp.observe(True)  # fp32 runs: measure max |x| and would-be overflows at every step too
+    probe = ActivationProbe(model)
+    monitor = StabilityMonitor(mp, probe, spec.stats_every, spec.max_skip_run)
+    loader = MixtureLoader(data.train, {s: 1.0 for s in data.train}, spec.seq_len, spec.batch_size, seed=spec.seed)
+    batches = heldout_batches(data, spec)
+    def eval_fn(m: nn.Module) -> dict[str, float]:
+        with mp.autocast():
+            losses = [lm_loss(m(input_ids=b[:, :-1].to(dev), use_cache=False).logits, b[:, 1:].to(dev))[0].item()
+                      for b in batches]
+        return {"heldout_loss": float(np.mean(losses))}
+    tcfg = TrainConfig(lr=spec.lr, total_steps=spec.steps, schedule="cosine", warmup_steps=spec.warmup_steps,
+                       final_lr_ratio=0.1, on_nonfinite="stop", progress=progress, device=str(dev))
+    try:
+        with torch_threads(threads if dev.type == "cpu" else 0):
+            result = train(model, loader, tcfg, out_dir=None, resume=False, callbacks=[monitor], eval_fn=eval_fn,
+                           precision=mp)
+    finally:
+        probe.remove()
+        mp.close()
+    heldout = _finite_or_none(result.evals[-1]["heldout_loss"]) if result.evals else None
+    record = _json_safe(_summarise(spec, result, monitor, heldout))
+    atomic_write_json(path, record)
+    return record
+
+# %% ../nbs/05_stability.ipynb #c032
+@dataclass(frozen=True)
+class StabilityBudget:
+    "Chapter-05 knobs per scale: model shape, run length, LRs, seeds."
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    intermediate_size: int
+    seq_len: int
+    batch_size: int
+    steps: int
+    warmup_steps: int
+    normal_lr: float  # the LR of a normal run (chapter 03's default)
+    sweep_lrs: tuple[float, ...]  # peak LRs the baseline and the sandwich+softcap model are swept over
+    seeds: tuple[int, ...]  # seeds of the FP16 comparison
+    fp32_seeds: tuple[int, ...]  # seeds of the FP32 control
+    depths: tuple[int, ...]  # extra depths for the headroom-vs-depth trend
+    softcap: float = 15.0  # final-logit cap c (nanochat's 15; Gemma 2 uses 30)
+    stats_every: int = 10
+    eval_batches: int = 4
+    unstable_margin: float = 0.5  # nats above the sweep's best held-out loss that count as unstable
+    max_skip_run: int = 20
+    bench_rounds: int = 6
+    threads: int = 1  # torch CPU threads while training (0: leave as is); see `torch_threads`
+
+    def spec(self, variant: str, precision: str, lr: float, seed: int, num_layers: int | None = None) -> RunSpec:
+        "The `RunSpec` of one run under this budget."
+        return RunSpec(variant=variant, precision=precision, lr=float(lr), seed=seed, steps=self.steps,
+                       warmup_steps=self.warmup_steps, hidden_size=self.hidden_size,
+                       num_layers=num_layers or self.num_layers, num_heads=self.num_heads,
+                       num_kv_heads=self.num_kv_heads, intermediate_size=self.intermediate_size,
+                       seq_len=self.seq_len, batch_size=self.batch_size, softcap=self.softcap,
+                       stats_every=self.stats_every, eval_batches=self.eval_batches, max_skip_run=self.max_skip_run)
+
+BUDGETS = {
+    "smoke": StabilityBudget(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=96,
+                             seq_len=32, batch_size=4, steps=8, warmup_steps=2, normal_lr=3e-3,
+                             sweep_lrs=(3e-3, 3e-2), seeds=(0,), fp32_seeds=(0,), depths=(), stats_every=4,
+                             eval_batches=1, bench_rounds=2),
+    "report": StabilityBudget(hidden_size=96, num_layers=4, num_heads=2, num_kv_heads=1, intermediate_size=288,
+                              seq_len=64, batch_size=8, steps=32, warmup_steps=4, normal_lr=3e-3,
+                              sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=(0, 1), fp32_seeds=(0,), depths=(2, 8),
+                              stats_every=8),
+    "gpu": StabilityBudget(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
+                           seq_len=1024, batch_size=32, steps=2000, warmup_steps=200, normal_lr=3e-4,
+                           sweep_lrs=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1, 2), fp32_seeds=(0, 1),
+                           depths=(6, 24), stats_every=100, eval_batches=20, max_skip_run=50, bench_rounds=20,
+                           threads=0),
+}
+
+# %% ../nbs/05_stability.ipynb #c035
+def run_unstable(rec: dict[str, Any], best: float, margin: float) -> bool:
+    "Diverged, no finite held-out loss, or held-out loss more than `margin` above `best`."
+    return bool(rec["diverged"] or rec["heldout_loss"] is None or rec["heldout_loss"] > best + margin)
+
+def pick_high_lr(sweep: list[dict[str, Any]], margin: float) -> tuple[float, bool]:
+    "(high LR, whether the baseline became unstable there) from the baseline's sweep records."
+    if not sweep:
+        raise ConfigError("pick_high_lr: empty sweep")
+    finite = [r["heldout_loss"] for r in sweep if r["heldout_loss"] is not None and not r["diverged"]]
+    best = min(finite) if finite else math.inf
+    for r in sorted(sweep, key=lambda r: r["spec"]["lr"]):
+        if run_unstable(r, best, margin):
+            return float(r["spec"]["lr"]), True
+    return float(max(r["spec"]["lr"] for r in sweep)), False
+
+def fp16_headroom(max_abs: float | None) -> float:
+    "65504 / max|x| (0 when the activation overflowed)."
+    return 0.0 if max_abs is None or max_abs == 0 else FP16_MAX / max_abs
+
+def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] | None = None) -> "pd.DataFrame":
+    "One row per (precision, LR, variant): loss mean ± half-range over seeds, skips, overflows, max |x|, headroom, tokens/s."
+    import pandas as pd
+    rows = []
+    groups: dict[tuple, list] = {}
+    for r in records:
+        s = r["spec"]
+        groups.setdefault((s["precision"], s["lr"], s["num_layers"], s["variant"]), []).append(r)
+    for (prec, lr, layers, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], VARIANTS.index(kv[0][3]))):
+        losses = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None]
+        acts = [r["max_abs_activation"] for r in rs]
+        max_act = None if any(a is None for a in acts) else max(acts)
+        rows.append({"precision": prec, "lr": lr, "layers": layers, "variant": variant, "seeds": len(rs),
+                     "heldout_loss": float(np.mean(losses)) if losses else math.nan,
+                     "loss_pm": float((max(losses) - min(losses)) / 2) if len(losses) > 1 else 0.0,
+                     "diverged": sum(r["diverged"] for r in rs),
+                     "skipped_steps": float(np.mean([r["skipped_steps"] for r in rs])),
+                     "overflow_fwd": int(sum(r["overflow_fwd"] for r in rs)),
+                     "max_abs_activation": max_act if max_act is not None else math.inf,
+                     "fp16_headroom": fp16_headroom(max_act),
+                     "tokens_per_s": (tokens_per_s or {}).get(f"{prec}/{variant}", math.nan)})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/05_stability.ipynb #c038
+def throughput_benchmark(budget: StabilityBudget, data: StabilityData, rounds: int | None = None,
+                         precisions: Iterable[str] = ("fp32", "fp16"), device: str | None = None) -> dict[str, float]:
+    "Median tokens/s of one training step per `precision/variant`, the variants interleaved round-robin."
+    from kaiyuan_nb.core import pick_device
+    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
+    dev = pick_device(device)
+    rounds = rounds or budget.bench_rounds
+    loader = MixtureLoader(data.train, {s: 1.0 for s in data.train}, budget.seq_len, budget.batch_size, seed=0)
+    batch = loader.next_batch().to(dev)
+    runs = {}
+    for prec in precisions:
+        for v in VARIANTS:
+            torch.manual_seed(0)
+            cfg = config_for_scale("smoke", vocab_size=data.vocab_size, hidden_size=budget.hidden_size,
+                                   num_hidden_layers=budget.num_layers, num_attention_heads=budget.num_heads,
+                                   num_key_value_heads=budget.num_kv_heads, intermediate_size=budget.intermediate_size,
+                                   **variant_overrides(v, budget.softcap))
+            model = KaiyuanForCausalLM(cfg).to(dev).train()
+            mp = MixedPrecision(model, prec, dev, sites=kaiyuan_fp16_sites(model))
+            runs[f"{prec}/{v}"] = (model, mp, torch.optim.AdamW(model.parameters(), lr=1e-4), [])
+    with torch_threads(budget.threads if dev.type == "cpu" else 0):
+        _interleave(runs, rounds, batch, dev)
+    for _, mp, _, _ in runs.values():
+        mp.close()
+    tokens = budget.batch_size * budget.seq_len
+    return {name: tokens / float(np.median(times)) for name, (_, _, _, times) in runs.items()}
+
+def _interleave(runs: dict[str, tuple], rounds: int, batch: torch.Tensor, dev: torch.device) -> None:
+    "Time one training step of every run in turn, `rounds` times (after a warm-up round)."
+    for r in range(rounds + 1):
+        for name, (model, mp, opt, times) in runs.items():
+            t0 = time.perf_counter()
+            with mp.autocast():
+                logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+            mp.backward_step(lm_loss(logits, batch[:, 1:])[0], opt)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if r > 0:  # round 0 warms up
+                times.append(time.perf_counter() - t0)
+
+# %% ../nbs/05_stability.ipynb #c040
+COLORS = {"baseline": "tab:red", "sandwich": "tab:blue", "softcap": "tab:orange", "sandwich_softcap": "tab:green"}
+LABELS = {"baseline": "baseline (pre-norm Qwen3)", "sandwich": "+ sandwich norm", "softcap": "+ logit soft-cap",
+          "sandwich_softcap": "+ both (Kaiyuan)"}
+
+def _by(records: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    "Records whose spec matches all of `match`."
+    return [r for r in records if all(r["spec"][k] == v for k, v in match.items())]
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+KIND_ORDER = ("embed", "residual", "linear_in", "linear_out", "sublayer_out", "logits")
+
+def _kind_max(r: dict[str, Any], kind: str) -> float:
+    "Largest |x| a run's `kind` sites held over the whole run (inf after an overflow)."
+    vals = [h["amax"].get(kind, 0.0) for h in r["history"]]
+    return math.inf if any(v is None for v in vals) else max(vals, default=math.nan)
+
+def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: float, title: str = "") -> Any:
+    "Figure (b): per-layer statistics at the last probe, max |x| per site, statistics over training, loss."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 4, figsize=(19, 8.4))
+    width = 0.8 / len(VARIANTS)
+    for j, v in enumerate(VARIANTS):
+        rs = _by(records, precision=precision, lr=lr, variant=v)
+        for i, r in enumerate(rs):
+            kw = dict(color=COLORS[v], alpha=0.9 if i == 0 else 0.45, lw=1.6 if i == 0 else 1.0,
+                      label=LABELS[v] if i == 0 else None)
+            last = r["probes"][-1] if r["probes"] else None
+            if last:
+                layers = np.arange(len(last["residual_amax"]))
+                axes[0, 0].plot(layers, [_nan(x) for x in last["residual_amax"]], marker="o", **kw)
+                axes[0, 1].plot(layers, [_nan(x) for x in last["residual_rms"]], marker="o", **kw)
+                axes[0, 2].plot(layers[1:], [_nan(x) for x in last["attn_logit_amax"]], marker="s", **kw)
+            steps = [h["step"] for h in r["history"]]
+            axes[1, 0].plot(steps, [_nan(h["max_abs"]) for h in r["history"]], **kw)
+            axes[1, 1].plot(steps, [_nan(h["amax"].get("residual")) for h in r["history"]], **kw)
+            axes[1, 2].plot([p["step"] for p in r["probes"]], [_nan(p["logits_raw_amax"]) for p in r["probes"]],
+                            marker=".", **kw)
+            if r["spec"]["variant"] in ("softcap", "sandwich_softcap"):
+                axes[1, 2].plot([p["step"] for p in r["probes"]], [_nan(p["logits_amax"]) for p in r["probes"]],
+                                ls=":", color=COLORS[v], alpha=kw["alpha"])
+            axes[1, 3].plot(steps, [h["loss"] for h in r["history"]], **kw)
+        if rs:  # max over seeds of each site kind's largest |x|; an overflow is drawn at 65504 and hatched
+            vals = [max(_kind_max(r, k) for r in rs) for k in KIND_ORDER]
+            xs = np.arange(len(KIND_ORDER)) + (j - 1.5) * width
+            bars = axes[0, 3].bar(xs, [min(x, FP16_MAX) for x in vals], width, color=COLORS[v], label=LABELS[v])
+            for bar, x in zip(bars, vals):
+                if not math.isfinite(x):
+                    bar.set_hatch("xx")
+    labels = [("residual stream max |x| per layer (last probe)", "layer (0 = embeddings)", "max |x|", True),
+              ("residual stream RMS per layer (last probe)", "layer (0 = embeddings)", "RMS", True),
+              ("attention logit max |q·k/√d| per layer (last probe)", "layer", "max |logit|", False),
+              ("max |x| per fp16 site over the run (hatched: overflow)", "", "max |x|", True),
+              ("largest |activation| anywhere in the forward pass", "step", "max |x|", True),
+              ("residual stream max |x| (all layers)", "step", "max |x|", True),
+              ("output logit max |z| (solid: LM head, dotted: after the cap)", "step", "max |z|", False),
+              ("training loss", "step", "cross-entropy (nats)", False)]
+    for ax, (t, xl, yl, log) in zip(axes.flat, labels):
+        ax.set_title(t, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0, 3].set_xticks(np.arange(len(KIND_ORDER)), KIND_ORDER, rotation=30, fontsize=8)
+    for ax in (axes[0, 3], axes[1, 0], axes[1, 1]):
+        ax.axhline(FP16_MAX, color="k", ls="--", lw=1, label="fp16 max 65504")
+    axes[0, 0].legend(fontsize=8)
+    axes[1, 0].legend(fontsize=8)
+    fig.suptitle(title or f"Activation statistics, {precision}, peak LR {lr:g} (thin lines: further seeds)")
+    fig.tight_layout()
+    return fig
+
+def plot_loss_curves(records: list[dict[str, Any]], panels: list[tuple[str, float]]) -> Any:
+    "Training-loss curves of every variant, one panel per (precision, LR)."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (prec, lr) in zip(axes[0], panels):
+        for v in VARIANTS:
+            for i, r in enumerate(_by(records, precision=prec, lr=lr, variant=v, num_layers=records[0]["spec"]["num_layers"])):
+                ax.plot([h["step"] for h in r["history"]], [h["loss"] for h in r["history"]], color=COLORS[v],
+                        alpha=0.9 if i == 0 else 0.45, lw=1.5 if i == 0 else 1.0, label=LABELS[v] if i == 0 else None)
+        ax.set_title(f"{prec}, peak LR {lr:g}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss (nats)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+def plot_headroom_trends(sweep: list[dict[str, Any]], depth_runs: list[dict[str, Any]]) -> Any:
+    "FP16 headroom (65504 / max|x|) against peak LR and against depth, baseline vs sandwich + soft-cap."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    for v in ("baseline", "sandwich_softcap"):
+        rs = sorted(_by(sweep, variant=v), key=lambda r: r["spec"]["lr"])
+        lrs = [r["spec"]["lr"] for r in rs]
+        axes[0].plot(lrs, [_nan(r["heldout_loss"]) for r in rs], marker="o", color=COLORS[v], label=LABELS[v])
+        axes[1].plot(lrs, [fp16_headroom(r["max_abs_activation"]) for r in rs], marker="o", color=COLORS[v], label=LABELS[v])
+        ds = sorted(_by(depth_runs, variant=v), key=lambda r: r["spec"]["num_layers"])
+        axes[2].plot([r["spec"]["num_layers"] for r in ds], [fp16_headroom(r["max_abs_activation"]) for r in ds],
+                     marker="o", color=COLORS[v], label=LABELS[v])
+    for ax, (t, xl, yl) in zip(axes, [("held-out loss vs peak LR (fp16, seed 0)", "peak LR", "held-out loss (nats)"),
+                                       ("fp16 headroom vs peak LR", "peak LR", "65504 / max |x|"),
+                                       ("fp16 headroom vs depth (high LR)", "layers", "65504 / max |x|")]):
+        ax.set_title(t, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[1:]:
+        ax.set_yscale("log")
+        ax.axhline(1.0, color="k", ls="--", lw=1)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/05_stability.ipynb #c041
+def formula_figure() -> Any:
+    "Figure (a) as an image: each formula next to the exported model lines that implement it."
+    import matplotlib.pyplot as plt
+    from kaiyuan_nb.model import KaiyuanDecoderLayer, KaiyuanForCausalLM
+    rows = [(r"pre-norm:  $h = x + \mathrm{Attn}(\mathrm{N}_1(x))$" "\n" r"$y = h + \mathrm{MLP}(\mathrm{N}_2(h))$"
+             "\n\n" r"sandwich:  $h = x + \mathrm{N}_3(\mathrm{Attn}(\mathrm{N}_1(x)))$" "\n"
+             r"$y = h + \mathrm{N}_4(\mathrm{MLP}(\mathrm{N}_2(h)))$",
+             source_excerpt(KaiyuanDecoderLayer.forward, ["self_attn(", "mlp(", "return x", "x = x"])),
+            (r"soft-cap:  $z \leftarrow c\,\tanh(z / c)$", source_excerpt(KaiyuanForCausalLM.forward, ["cap"]))]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 2.3]})
+    for (formula, code), (ax_f, ax_c) in zip(rows, axes):
+        head, body = code.split("```python\n")
+        ax_f.text(0.0, 0.5, formula, fontsize=12, va="center")
+        ax_c.text(0.0, 0.95, head.replace("`", "").strip(), fontsize=9, va="top", color="0.35")
+        ax_c.text(0.0, 0.78, body.replace("```", "").rstrip(), fontsize=8.5, va="top", family="monospace")
+        for ax in (ax_f, ax_c):
+            ax.axis("off")
+    fig.suptitle("Figure (a): sandwich norm and logit soft-capping, and where kaiyuan_nb.model implements them")
+    fig.tight_layout()
+    return fig
