@@ -24,9 +24,9 @@ from .core import ConfigError, atomic_write_json, read_json
 __all__ = ['KAIYUAN_SLICE_STARTS', 'BOILERPLATE', 'CALIBRATION_BUDGETS', 'slice_starts', 'quantile_slice', 'nested_ratio_slice',
            'equal_token_budget', 'QualityCurve', 'fit_quality_curve', 'equivalent_position', 'calibration_table',
            'save_calibration', 'load_calibration', 'equivalent_top_fraction', 'degrade', 'noisy_scores', 'spearman_ci',
-           'CalibrationBudget', 'slice_tokens', 'probe_id', 'train_probe', 'probe_performance', 'run_probes',
-           'quantile_streams', 'ground_truth_sources', 'ground_truth_streams', 'top_bottom_gaps', 'source_winners',
-           'above_chance', 'calibration_path']
+           'CalibrationBudget', 'slice_tokens', 'probe_id', 'budget_key', 'train_probe', 'probe_performance',
+           'run_probes', 'quantile_streams', 'ground_truth_sources', 'ground_truth_streams', 'top_bottom_gaps',
+           'source_winners', 'above_chance', 'calibration_path']
 
 # %% ../nbs/06_calibration.ipynb #c005
 KAIYUAN_SLICE_STARTS = (0.0, 0.15, 0.30, 0.45, 0.60, 0.75)
@@ -267,11 +267,11 @@ CALIBRATION_BUDGETS = {
         tasks=("arc_easy", "winogrande"), eval_items=16, bpb_docs=6,
         gt_docs=60, gt_levels=(0.0, 0.5, 1.0), gt_noise=0.2),
     "report": CalibrationBudget(
-        k_slices=4, slice_width=0.15, seeds=(0, 1), probe_epochs=2.0, max_probe_tokens=400_000, batch_size=8, lr=3e-3,
+        k_slices=4, slice_width=0.15, seeds=(0, 1), probe_epochs=2.0, max_probe_tokens=120_000, batch_size=8, lr=3e-3,
         probe_model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          intermediate_size=384),
-        tasks=("arc_easy", "winogrande", "mmlu", "hellaswag", "piqa"), eval_items=300, bpb_docs=30,
-        gt_docs=1200, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25),
+        tasks=("arc_easy", "winogrande", "mmlu"), eval_items=200, bpb_docs=30,
+        gt_docs=800, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25),
     "gpu": CalibrationBudget(
         k_slices=6, slice_width=0.02, seeds=(0, 1, 2), probe_epochs=1.0, max_probe_tokens=200_000_000, batch_size=32, lr=1e-3,
         probe_model=dict(), tasks=("arc_easy", "arc_challenge", "winogrande", "mmlu", "hellaswag", "piqa"),
@@ -290,6 +290,11 @@ def slice_tokens(tokens: np.ndarray, offsets: np.ndarray, doc_ids: np.ndarray) -
 def probe_id(source: str, position: float, seed: int) -> str:
     "File-safe name of one probe."
     return f"{source}__q{int(round(position * 100)):02d}__s{seed}"
+
+def budget_key(budget: CalibrationBudget) -> str:
+    "Short digest of a budget: cached probes are only reused by runs with the same budget."
+    import hashlib, json
+    return hashlib.sha1(json.dumps(dataclasses.asdict(budget), sort_keys=True).encode()).hexdigest()[:10]
 
 # %% ../nbs/06_calibration.ipynb #c026
 def train_probe(stream: np.ndarray, budget: CalibrationBudget, vocab_size: int, seq_len: int, seed: int,
