@@ -22,12 +22,12 @@ from .core import ConfigError
 
 # %% auto #0
 __all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'VARIANTS',
-           'BUDGETS', 'COLORS', 'LABELS', 'KIND_ORDER', 'source_excerpt', 'fp16_round', 'Fp16Counter', 'fp16_cast',
-           'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision',
+           'BUDGETS', 'COLORS', 'LABELS', 'KIND_ORDER', 'STYLES', 'source_excerpt', 'fp16_round', 'Fp16Counter',
+           'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision',
            'ActivationProbe', 'StabilityMonitor', 'variant_overrides', 'RunSpec', 'torch_threads', 'StabilityData',
            'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget', 'run_unstable', 'pick_high_lr',
-           'fp16_headroom', 'summary_table', 'throughput_benchmark', 'plot_activation_stats', 'plot_loss_curves',
-           'plot_headroom_trends', 'formula_figure']
+           'fp16_headroom', 'summary_table', 'throughput_benchmark', 'overflow_lr_fit', 'plot_activation_stats',
+           'plot_loss_curves', 'plot_headroom_trends', 'formula_figure']
 
 # %% ../nbs/05_stability.ipynb #c005
 import inspect
@@ -84,9 +84,12 @@ class Fp16Counter:
         e = self._entry(kind)
         x, y = x.detach(), y.detach()
         lo, hi = torch.aminmax(x)
-        amax = max(-float(lo), float(hi))  # nan if x holds a nan
+        amax = max(-float(lo), float(hi))
+        if amax != amax:  # x holds a nan (downstream of an earlier overflow): max over the rest
+            rest = x[~torch.isnan(x)]
+            amax = float(rest.abs().max()) if rest.numel() else 0.0
         key = f"amax_{direction}"
-        e[key] = math.nan if (amax != amax or e[key] != e[key]) else max(e[key], amax)
+        e[key] = max(e[key], amax)
         if not amax < FP16_OVERFLOW:  # cheap test first: overflow is only possible from 65520 on
             e[f"overflow_{direction}"] += int(torch.isinf(y).sum() - torch.isinf(x).sum())
         e[f"underflow_{direction}"] += int(torch.count_nonzero(x) - torch.count_nonzero(y))
@@ -111,7 +114,7 @@ class Fp16Counter:
             for k in _COUNT_KEYS:
                 out[k] += c[k]
             for k in ("amax_fwd", "amax_bwd"):
-                out[k] = max(out[k], c[k]) if c[k] == c[k] else math.nan
+                out[k] = max(out[k], c[k])
         return out
 
 class _Fp16Round(torch.autograd.Function):
@@ -445,9 +448,11 @@ class StabilityMonitor(Callback):
             raise ConfigError(f"StabilityMonitor: stats_every and max_skip_run must be >= 1, got {stats_every}, {max_skip_run}")
         self.mp, self.probe, self.stats_every, self.max_skip_run = precision, probe, stats_every, max_skip_run
         self.skip_run, self.stop_reason, self._stats_step, self._scale = 0, None, False, 1.0
+        self._in_step, self.failed_step = False, None
 
     def on_step_start(self, state: Any) -> None:
         self.mp.counter.reset()  # drop what evaluation passes counted
+        self._in_step = True
         self._scale = float(self.mp.scaler.get_scale()) if self.mp.scaler.is_enabled() else 1.0
         last = state.step == state.cfg.total_steps - 1
         self._stats_step = self.probe is not None and (state.step % self.stats_every == 0 or last)
@@ -455,6 +460,7 @@ class StabilityMonitor(Callback):
             self.probe.start()
 
     def on_step_end(self, state: Any, record: dict[str, Any]) -> None:
+        self._in_step = False
         counts = self.mp.counter.counts()
         tot = self.mp.counter.totals()
         record.update(scale=self._scale, overflow_fwd=int(tot["overflow_fwd"]), overflow_bwd=int(tot["overflow_bwd"]),
@@ -470,6 +476,12 @@ class StabilityMonitor(Callback):
             state.stop = True
 
     def on_train_end(self, state: Any) -> None:
+        "A step that never finished (`train()` stops at a nan/inf loss): keep what its forward pass counted."
+        if self._in_step:
+            counts, tot = self.mp.counter.counts(), self.mp.counter.totals()
+            self.failed_step = {"step": state.step + 1, "overflow_fwd": int(tot["overflow_fwd"]),
+                                "amax": {k: _finite_or_none(v["amax_fwd"]) for k, v in counts.items() if k != "weight"}}
+            self._in_step = False
         if self.probe is not None:
             self.probe.stop()
 
@@ -551,20 +563,22 @@ def _summarise(spec: RunSpec, result: Any, monitor: StabilityMonitor, heldout: f
     "The JSON record of a finished run."
     hist = result.history
     amax = [max((v for v in h["amax"].values() if v is not None), default=None) for h in hist]
-    nonfinite_amax = any(h["overflow_fwd"] > 0 or any(v is None for v in h["amax"].values()) for h in hist)
-    finite = [a for a in amax if a is not None]
-    max_act = math.inf if nonfinite_amax else (max(finite) if finite else math.nan)
+    failed = monitor.failed_step
+    # max |x| is measured before rounding, so a value that overflowed float16 shows up as > 65504
+    finite = [a for a in amax if a is not None] + [v for v in (failed or {}).get("amax", {}).values() if v is not None]
+    max_act = max(finite) if finite else math.nan
+    overflow_fwd = int(sum(h["overflow_fwd"] for h in hist)) + (failed["overflow_fwd"] if failed else 0)
     probes = [{"step": h["step"], **h["probe"]} for h in hist if "probe" in h]
-    stopped = result.stopped or monitor.stop_reason
+    stopped = monitor.stop_reason or result.stopped
     return {
         "spec": dataclasses.asdict(spec), "key": spec.key, "steps_run": len(hist),
         "diverged": stopped is not None, "stopped": stopped,
         "final_loss": _finite_or_none(result.final_loss(10)) if hist else None,
         "heldout_loss": heldout, "skipped_steps": int(sum(h["skipped"] for h in hist)),
-        "overflow_fwd": int(sum(h["overflow_fwd"] for h in hist)), "overflow_bwd": int(sum(h["overflow_bwd"] for h in hist)),
+        "overflow_fwd": overflow_fwd, "overflow_bwd": int(sum(h["overflow_bwd"] for h in hist)),
         "underflow_bwd": int(sum(h["underflow_bwd"] for h in hist)),
-        "max_abs_activation": _finite_or_none(max_act) if not math.isinf(max_act) else None,
-        "activation_overflowed": bool(nonfinite_amax),
+        "max_abs_activation": _finite_or_none(max_act), "activation_overflowed": bool(overflow_fwd > 0),
+        "failed_step": failed,
         "tokens_per_s": result.tokens_per_s,
         "history": [{k: h[k] for k in ("step", "loss", "lr", "grad_norm", "skipped", "scale", "overflow_fwd",
                                         "overflow_bwd", "underflow_bwd", "amax", "step_s")} | {"max_abs": a}
@@ -682,8 +696,8 @@ def pick_high_lr(sweep: list[dict[str, Any]], margin: float) -> tuple[float, boo
     return float(max(r["spec"]["lr"] for r in sweep)), False
 
 def fp16_headroom(max_abs: float | None) -> float:
-    "65504 / max|x| (0 when the activation overflowed)."
-    return 0.0 if max_abs is None or max_abs == 0 else FP16_MAX / max_abs
+    "65504 / max|x|: below 1 means the value overflowed float16 (0 when nothing was measured)."
+    return 0.0 if max_abs is None or not max_abs > 0 else FP16_MAX / max_abs
 
 def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] | None = None) -> "pd.DataFrame":
     "One row per (precision, LR, variant): loss mean ± half-range over seeds, skips, overflows, max |x|, headroom, tokens/s."
@@ -695,15 +709,15 @@ def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] 
         groups.setdefault((s["precision"], s["lr"], s["num_layers"], s["variant"]), []).append(r)
     for (prec, lr, layers, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], VARIANTS.index(kv[0][3]))):
         losses = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None]
-        acts = [r["max_abs_activation"] for r in rs]
-        max_act = None if any(a is None for a in acts) else max(acts)
+        acts = [r["max_abs_activation"] for r in rs if r["max_abs_activation"] is not None]
+        max_act = max(acts) if acts else None
         rows.append({"precision": prec, "lr": lr, "layers": layers, "variant": variant, "seeds": len(rs),
                      "heldout_loss": float(np.mean(losses)) if losses else math.nan,
                      "loss_pm": float((max(losses) - min(losses)) / 2) if len(losses) > 1 else 0.0,
                      "diverged": sum(r["diverged"] for r in rs),
                      "skipped_steps": float(np.mean([r["skipped_steps"] for r in rs])),
                      "overflow_fwd": int(sum(r["overflow_fwd"] for r in rs)),
-                     "max_abs_activation": max_act if max_act is not None else math.inf,
+                     "max_abs_activation": max_act if max_act is not None else math.nan,
                      "fp16_headroom": fp16_headroom(max_act),
                      "tokens_per_s": (tokens_per_s or {}).get(f"{prec}/{variant}", math.nan)})
     return pd.DataFrame(rows)
@@ -764,9 +778,24 @@ def _nan(v: float | None) -> float:
 KIND_ORDER = ("embed", "residual", "linear_in", "linear_out", "sublayer_out", "logits")
 
 def _kind_max(r: dict[str, Any], kind: str) -> float:
-    "Largest |x| a run's `kind` sites held over the whole run (inf after an overflow)."
-    vals = [h["amax"].get(kind, 0.0) for h in r["history"]]
-    return math.inf if any(v is None for v in vals) else max(vals, default=math.nan)
+    "Largest |x| (before rounding) a run's `kind` sites held, including a step that failed with a nan loss."
+    steps = r["history"] + ([r["failed_step"]] if r.get("failed_step") else [])
+    vals = [h["amax"].get(kind) for h in steps]
+    return max((v for v in vals if v is not None), default=math.nan)
+
+STYLES = {"baseline": "-", "sandwich": "-", "softcap": "--", "sandwich_softcap": "--"}
+
+def overflow_lr_fit(sweep: list[dict[str, Any]], variant: str, kind: str | None = None) -> tuple[float, float]:
+    """Power-law fit max|x| ∝ LR^slope over the stable sweep runs of `variant` (site `kind`, or anywhere):
+    (slope, the LR where the fit reaches 65504). nan when fewer than two stable runs."""
+    pts = [(r["spec"]["lr"], _kind_max(r, kind) if kind else _nan(r["max_abs_activation"]))
+           for r in _by(sweep, variant=variant) if not r["diverged"]]
+    pts = [(lr, m) for lr, m in pts if math.isfinite(m) and m > 0]
+    if len(pts) < 2:
+        return math.nan, math.nan
+    x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+    slope, icept = np.polyfit(x, y, 1)
+    return float(slope), float(np.exp((np.log(FP16_MAX) - icept) / slope)) if slope > 0 else math.inf
 
 def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: float, title: str = "") -> Any:
     "Figure (b): per-layer statistics at the last probe, max |x| per site, statistics over training, loss."
@@ -776,7 +805,7 @@ def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: flo
     for j, v in enumerate(VARIANTS):
         rs = _by(records, precision=precision, lr=lr, variant=v)
         for i, r in enumerate(rs):
-            kw = dict(color=COLORS[v], alpha=0.9 if i == 0 else 0.45, lw=1.6 if i == 0 else 1.0,
+            kw = dict(color=COLORS[v], ls=STYLES[v], alpha=0.9 if i == 0 else 0.45, lw=1.6 if i == 0 else 1.0,
                       label=LABELS[v] if i == 0 else None)
             last = r["probes"][-1] if r["probes"] else None
             if last:
@@ -787,26 +816,23 @@ def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: flo
             steps = [h["step"] for h in r["history"]]
             axes[1, 0].plot(steps, [_nan(h["max_abs"]) for h in r["history"]], **kw)
             axes[1, 1].plot(steps, [_nan(h["amax"].get("residual")) for h in r["history"]], **kw)
-            axes[1, 2].plot([p["step"] for p in r["probes"]], [_nan(p["logits_raw_amax"]) for p in r["probes"]],
-                            marker=".", **kw)
-            if r["spec"]["variant"] in ("softcap", "sandwich_softcap"):
-                axes[1, 2].plot([p["step"] for p in r["probes"]], [_nan(p["logits_amax"]) for p in r["probes"]],
-                                ls=":", color=COLORS[v], alpha=kw["alpha"])
+            raw = [_nan(h["amax"].get("logits")) for h in r["history"]]
+            axes[1, 2].plot(steps, raw, **kw)
+            cap = r["spec"]["softcap"]
+            if r["spec"]["variant"] in ("softcap", "sandwich_softcap"):  # max after the cap = c·tanh(max/c)
+                axes[1, 2].plot(steps, [cap * math.tanh(z / cap) for z in raw], ls=":", color=COLORS[v], alpha=kw["alpha"])
             axes[1, 3].plot(steps, [h["loss"] for h in r["history"]], **kw)
-        if rs:  # max over seeds of each site kind's largest |x|; an overflow is drawn at 65504 and hatched
+        if rs:  # max over seeds of each site kind's largest |x| (before rounding: beyond 65504 = overflow)
             vals = [max(_kind_max(r, k) for r in rs) for k in KIND_ORDER]
             xs = np.arange(len(KIND_ORDER)) + (j - 1.5) * width
-            bars = axes[0, 3].bar(xs, [min(x, FP16_MAX) for x in vals], width, color=COLORS[v], label=LABELS[v])
-            for bar, x in zip(bars, vals):
-                if not math.isfinite(x):
-                    bar.set_hatch("xx")
+            axes[0, 3].bar(xs, vals, width, color=COLORS[v], label=LABELS[v], hatch="//" if STYLES[v] == "--" else None)
     labels = [("residual stream max |x| per layer (last probe)", "layer (0 = embeddings)", "max |x|", True),
               ("residual stream RMS per layer (last probe)", "layer (0 = embeddings)", "RMS", True),
               ("attention logit max |q·k/√d| per layer (last probe)", "layer", "max |logit|", False),
-              ("max |x| per fp16 site over the run (hatched: overflow)", "", "max |x|", True),
+              ("max |x| per fp16 site over the run (max over seeds)", "", "max |x|", True),
               ("largest |activation| anywhere in the forward pass", "step", "max |x|", True),
               ("residual stream max |x| (all layers)", "step", "max |x|", True),
-              ("output logit max |z| (solid: LM head, dotted: after the cap)", "step", "max |z|", False),
+              ("output logit max |z| (LM head; dotted: after the cap)", "step", "max |z|", False),
               ("training loss", "step", "cross-entropy (nats)", False)]
     for ax, (t, xl, yl, log) in zip(axes.flat, labels):
         ax.set_title(t, fontsize=10)
@@ -816,6 +842,8 @@ def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: flo
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0, 3].set_xticks(np.arange(len(KIND_ORDER)), KIND_ORDER, rotation=30, fontsize=8)
+    for ax in axes[0, :3]:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in (axes[0, 3], axes[1, 0], axes[1, 1]):
         ax.axhline(FP16_MAX, color="k", ls="--", lw=1, label="fp16 max 65504")
     axes[0, 0].legend(fontsize=8)
@@ -841,30 +869,41 @@ def plot_loss_curves(records: list[dict[str, Any]], panels: list[tuple[str, floa
     fig.tight_layout()
     return fig
 
-def plot_headroom_trends(sweep: list[dict[str, Any]], depth_runs: list[dict[str, Any]]) -> Any:
-    "FP16 headroom (65504 / max|x|) against peak LR and against depth, baseline vs sandwich + soft-cap."
+def plot_headroom_trends(sweep: list[dict[str, Any]], depth_runs: list[dict[str, Any]], depth_lr: float) -> Any:
+    "Held-out loss and FP16 headroom (65504 / max|x|) against peak LR, and headroom against depth."
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for v in ("baseline", "sandwich_softcap"):
         rs = sorted(_by(sweep, variant=v), key=lambda r: r["spec"]["lr"])
         lrs = [r["spec"]["lr"] for r in rs]
         axes[0].plot(lrs, [_nan(r["heldout_loss"]) for r in rs], marker="o", color=COLORS[v], label=LABELS[v])
-        axes[1].plot(lrs, [fp16_headroom(r["max_abs_activation"]) for r in rs], marker="o", color=COLORS[v], label=LABELS[v])
+        for r in rs:
+            if r["diverged"]:
+                axes[0].axvline(r["spec"]["lr"], color=COLORS[v], ls=":", lw=1)
+        axes[1].plot(lrs, [fp16_headroom(r["max_abs_activation"]) for r in rs], marker="o", color=COLORS[v],
+                     label=f"{LABELS[v]}: anywhere")
+        axes[1].plot(lrs, [fp16_headroom(_kind_max(r, "residual")) for r in rs], marker="s", ls="--",
+                     color=COLORS[v], label=f"{LABELS[v]}: residual stream")
         ds = sorted(_by(depth_runs, variant=v), key=lambda r: r["spec"]["num_layers"])
         axes[2].plot([r["spec"]["num_layers"] for r in ds], [fp16_headroom(r["max_abs_activation"]) for r in ds],
-                     marker="o", color=COLORS[v], label=LABELS[v])
-    for ax, (t, xl, yl) in zip(axes, [("held-out loss vs peak LR (fp16, seed 0)", "peak LR", "held-out loss (nats)"),
-                                       ("fp16 headroom vs peak LR", "peak LR", "65504 / max |x|"),
-                                       ("fp16 headroom vs depth (high LR)", "layers", "65504 / max |x|")]):
+                     marker="o", color=COLORS[v], label=f"{LABELS[v]}: anywhere")
+        axes[2].plot([r["spec"]["num_layers"] for r in ds], [fp16_headroom(_kind_max(r, "residual")) for r in ds],
+                     marker="s", ls="--", color=COLORS[v], label=f"{LABELS[v]}: residual stream")
+    for ax, (t, xl, yl) in zip(axes, [("held-out loss vs peak LR (fp16, seed 0; dotted: diverged)", "peak LR",
+                                        "held-out loss (nats)"),
+                                       ("fp16 headroom vs peak LR (seed 0)", "peak LR", "65504 / max |x|"),
+                                       (f"fp16 headroom vs depth (peak LR {depth_lr:g}, seed 0)", "layers", "65504 / max |x|")]):
         ax.set_title(t, fontsize=10)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     for ax in axes[1:]:
         ax.set_yscale("log")
         ax.axhline(1.0, color="k", ls="--", lw=1)
+    axes[2].set_xticks(sorted({r["spec"]["num_layers"] for r in depth_runs}) or [1])
+    axes[2].get_xaxis().set_major_formatter(__import__("matplotlib").ticker.ScalarFormatter())
     fig.tight_layout()
     return fig
 
@@ -872,13 +911,15 @@ def plot_headroom_trends(sweep: list[dict[str, Any]], depth_runs: list[dict[str,
 def formula_figure() -> Any:
     "Figure (a) as an image: each formula next to the exported model lines that implement it."
     import matplotlib.pyplot as plt
-    from kaiyuan_nb.model import KaiyuanDecoderLayer, KaiyuanForCausalLM
+    from kaiyuan_nb.model import KaiyuanDecoderLayer, KaiyuanForCausalLM, LMLossFunction
     rows = [(r"pre-norm:  $h = x + \mathrm{Attn}(\mathrm{N}_1(x))$" "\n" r"$y = h + \mathrm{MLP}(\mathrm{N}_2(h))$"
              "\n\n" r"sandwich:  $h = x + \mathrm{N}_3(\mathrm{Attn}(\mathrm{N}_1(x)))$" "\n"
              r"$y = h + \mathrm{N}_4(\mathrm{MLP}(\mathrm{N}_2(h)))$",
              source_excerpt(KaiyuanDecoderLayer.forward, ["self_attn(", "mlp(", "return x", "x = x"])),
-            (r"soft-cap:  $z \leftarrow c\,\tanh(z / c)$", source_excerpt(KaiyuanForCausalLM.forward, ["cap"]))]
-    fig, axes = plt.subplots(len(rows), 2, figsize=(15, 4.6), gridspec_kw={"width_ratios": [1, 2.3]})
+            (r"soft-cap:  $z \leftarrow c\,\tanh(z / c)$",
+             source_excerpt(KaiyuanForCausalLM.forward, ["cap = self.config", "torch.tanh"])),
+            ("soft-cap, training path\n(fused with the cross-entropy)", source_excerpt(LMLossFunction, ["tanh_()", "1 - tanh"]))]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1, 2.3]})
     for (formula, code), (ax_f, ax_c) in zip(rows, axes):
         head, body = code.split("```python\n")
         ax_f.text(0.0, 0.5, formula, fontsize=12, va="center")

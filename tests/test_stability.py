@@ -1,6 +1,7 @@
 "Unit and bad-input tests of kaiyuan_nb.stability: the FP16 emulation against real float16 arithmetic."
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -140,3 +141,147 @@ def test_bad_input():
         Fp16Emulation("not a model")
     with pytest.raises(ConfigError, match="kind must be one of"):
         fp16_cast(torch.ones(2), Fp16Counter(), "attention")
+
+
+# ---- the emulation on the Kaiyuan model, the probe, the monitor and the run cache -------------------------
+from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
+from kaiyuan_nb.stability import (ActivationProbe, Fp16Sites, RunSpec, StabilityData, kaiyuan_fp16_sites,
+                                  pick_high_lr, run_stability, summary_table, torch_threads, variant_overrides)
+
+
+def tiny_model(**kw):
+    torch.manual_seed(0)
+    return KaiyuanForCausalLM(config_for_scale("smoke", vocab_size=256, hidden_size=32, num_hidden_layers=2,
+                                               num_attention_heads=2, num_key_value_heads=1,
+                                               intermediate_size=64, **kw))
+
+
+def test_emulation_rounds_the_residual_stream_and_is_removable():
+    model = tiny_model(sandwich_norm=True)
+    ids = torch.randint(0, 256, (2, 12))
+    with torch.no_grad():
+        before = model(ids, use_cache=False).logits
+    seen = []
+    with Fp16Emulation(model, kaiyuan_fp16_sites(model)) as emu:
+        hooks = [l.register_forward_hook(lambda m, a, out: seen.append(out)) for l in model.model.layers]
+        with torch.no_grad():
+            emulated = model(ids, use_cache=False).logits
+        for h in hooks:
+            h.remove()
+    assert all(torch.equal(x, fp16_round(x)) for x in seen)  # the residual stream holds float16 values
+    counts = emu.counter.counts()
+    assert {"embed", "residual", "linear_in", "linear_out", "sublayer_out", "logits", "weight"} <= set(counts)
+    assert not torch.equal(emulated, before) and torch.allclose(emulated, before, atol=0.05)
+    with torch.no_grad():
+        assert torch.equal(model(ids, use_cache=False).logits, before)  # fully removed
+
+
+def test_observe_mode_leaves_values_unchanged():
+    model = tiny_model()
+    ids = torch.randint(0, 256, (2, 12))
+    with torch.no_grad():
+        ref = model(ids, use_cache=False).logits
+        with Fp16Emulation(model, kaiyuan_fp16_sites(model), mode="observe") as emu:
+            out = model(ids, use_cache=False).logits
+    assert torch.equal(ref, out)
+    assert emu.counter.counts()["residual"]["values_fwd"] > 0
+
+
+def test_forward_overflow_is_counted():
+    model = tiny_model()
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(5e6)  # embeddings of ~1e5 do not fit float16
+    mp = MixedPrecision(model, "fp16", sites=kaiyuan_fp16_sites(model))
+    with torch.no_grad():
+        model(torch.randint(0, 256, (2, 8)), use_cache=False)
+    assert mp.counter.counts()["embed"]["overflow_fwd"] > 0
+    assert mp.counter.counts()["embed"]["amax_fwd"] > FP16_MAX
+    mp.close()
+
+
+def test_probe_records_per_layer_and_restores_attention_path():
+    model = tiny_model(final_logit_softcap=2.0)
+    probe = ActivationProbe(model)
+    probe.start()
+    with torch.no_grad():
+        model(torch.randint(0, 256, (2, 12)), use_cache=False)
+    stats = probe.stop()
+    probe.remove()
+    assert len(stats["residual_rms"]) == 3 and all(v is not None for v in stats["attn_logit_amax"])
+    assert stats["logits_amax"] <= 2.0 and stats["logits_amax"] == pytest.approx(2.0 * math.tanh(stats["logits_raw_amax"] / 2.0))
+    assert not any(l.self_attn.record_logits for l in model.model.layers)
+    with pytest.raises(ConfigError, match="not a Kaiyuan"):
+        ActivationProbe(nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match="lacks the Qwen3 layout"):
+        kaiyuan_fp16_sites(nn.Linear(2, 2))
+
+
+def synthetic_data() -> StabilityData:
+    "Token streams for the mechanics tests only (the chapter trains on prepare_corpus text)."
+    rng = np.random.default_rng(0)
+    return StabilityData({"a": rng.integers(0, 256, 5000), "b": rng.integers(0, 256, 5000)},
+                         {"a": rng.integers(0, 256, 1000), "b": rng.integers(0, 256, 1000)}, 256)
+
+
+def spec(**kw) -> RunSpec:
+    base = dict(variant="baseline", precision="fp16", lr=3e-3, seed=0, steps=4, warmup_steps=1, hidden_size=32,
+                num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64, seq_len=16, batch_size=2,
+                stats_every=2, eval_batches=1)
+    return RunSpec(**{**base, **kw})
+
+
+def test_run_is_deterministic_cached_and_json_safe(tmp_path, monkeypatch):
+    data = synthetic_data()
+    a = run_stability(spec(), data, tmp_path / "a")
+    b = run_stability(spec(), data, tmp_path / "b")
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert a["steps_run"] == 4 and len(a["probes"]) == 3  # steps 0, 2 and the last
+    assert (tmp_path / "a" / f"{spec().key}.json").exists()
+    import kaiyuan_nb.stability as st
+    monkeypatch.setattr(st, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
+    assert run_stability(spec(), data, tmp_path / "a") == a  # the cache answers, nothing is retrained
+    monkeypatch.undo()
+    c = run_stability(spec(precision="fp32"), data, tmp_path / "a")
+    assert c["heldout_loss"] == pytest.approx(a["heldout_loss"], abs=0.05)
+
+
+def test_monitor_stops_a_run_whose_scale_collapses(tmp_path, monkeypatch):
+    import kaiyuan_nb.stability as st
+    real = st.MixedPrecision
+    monkeypatch.setattr(st, "MixedPrecision", lambda *a, **k: real(*a, **{**k, "init_scale": 1e30}))
+    rec = run_stability(spec(steps=10, max_skip_run=3), synthetic_data(), tmp_path)
+    assert rec["diverged"] and "3 skipped steps in a row" in rec["stopped"] and rec["steps_run"] == 3
+    assert rec["skipped_steps"] == 3
+
+
+def test_experiment_helpers_and_bad_input():
+    assert variant_overrides("softcap", 30) == {"sandwich_norm": False, "final_logit_softcap": 30.0}
+    with pytest.raises(ConfigError, match="softcap"):
+        variant_overrides("softcap", 0)
+    with pytest.raises(ConfigError, match="empty sweep"):
+        pick_high_lr([], 0.5)
+    with pytest.raises(ConfigError, match="RunSpec.precision"):
+        run_stability(spec(precision="bf16"), synthetic_data(), "/tmp/never-written")
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ConfigError, match="threads"):
+        with torch_threads(-1):
+            pass
+    recs = [{"spec": {"precision": "fp16", "lr": 0.1, "num_layers": 2, "variant": "baseline"}, "heldout_loss": h,
+             "diverged": h is None, "skipped_steps": 0, "overflow_fwd": 0 if h else 3, "max_abs_activation": m}
+            for h, m in [(5.0, 100.0), (None, None)]]
+    t = summary_table(recs, {"fp16/baseline": 1000.0})
+    assert t.diverged.iloc[0] == 1 and t.fp16_headroom.iloc[0] == pytest.approx(655.04) and t.tokens_per_s.iloc[0] == 1000.0
+
+
+def test_a_forward_overflow_ends_the_run_and_is_recorded(tmp_path):
+    "At an absurd LR the fp16 forward overflows: the failed step's counts and its > 65504 value are kept."
+    rec = run_stability(spec(lr=3.0, steps=30), synthetic_data(), tmp_path)
+    assert rec["diverged"] and "non-finite loss" in rec["stopped"] and rec["steps_run"] < 30
+    assert rec["failed_step"]["overflow_fwd"] > 0 and rec["activation_overflowed"]
+    assert rec["max_abs_activation"] > FP16_MAX and rec["heldout_loss"] is None
+    ref = run_stability(spec(lr=3.0, steps=30, precision="fp32"), synthetic_data(), tmp_path)
+    assert ref["overflow_fwd"] > 0  # fp32 observes the same would-be overflows ...
+    assert ref["steps_run"] > rec["steps_run"]  # ... and keeps going
