@@ -36,23 +36,23 @@ from .core import (ConfigError, Scale, atomic_write, atomic_write_bytes, atomic_
 # %% auto #0
 __all__ = ['LICENSE_ALLOWLIST', 'TRAINING_ROLES', 'MANIFEST_ROLES', 'MANIFEST_REQUIRED', 'DECONTAM_TASKS', 'DECONTAM_N',
            'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'MERSENNE_61', 'MAX_HASH_32', 'NODE_TYPES',
-           'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CORPUS_VERSION', 'SPLITS', 'CORPUS_BUDGETS',
-           'CORPUS_PIPELINE', 'DATA_BUDGETS', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest',
-           'check_license', 'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents',
-           'iter_records', 'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text',
-           'minhash_normalize', 'word_tokens', 'token_hashes', 'mix64', 'unique_u64', 'ngram_hashes',
-           'batch_ngram_hashes', 'eval_task_dir', 'eval_item_texts', 'NgramIndex', 'decontam_index', 'balanced_sample',
-           'train_tokenizer', 'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens', 'minhash_tokens',
-           'signatures_from_shingles', 'minhash_signatures', 'band_keys', 'candidate_edges', 'cluster_duplicates',
-           'DedupResult', 'minhash_dedup', 'cjk_ratio', 'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier',
-           'NgramLM', 'Param', 'register_node', 'Node', 'MapNode', 'ReadSource', 'ReadBranch', 'Normalize',
-           'LengthFilter', 'LangFilter', 'RepetitionFilter', 'QualityScore', 'Decontaminate', 'Split', 'Repeat',
-           'ExactDedup', 'MinHashDedup', 'RatioFilter', 'Write', 'PipelineSpec', 'parse_pipeline', 'LocalEngine',
-           'SparkEngine', 'stop_spark', 'PipelineContext', 'output_path', 'read_output', 'PipelineResult',
-           'check_conservation', 'run_pipeline', 'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup',
-           'dedup_benchmark', 'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus',
-           'corpus_pipeline_config', 'corpus_params', 'prepare_corpus', 'draw_pipeline_tree', 'drop_table',
-           'DataBudget', 'spark_comparison_config']
+           'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CLEAR_ABOVE', 'CLEAR_BELOW', 'CORPUS_VERSION', 'SPLITS',
+           'CORPUS_BUDGETS', 'CORPUS_PIPELINE', 'DATA_BUDGETS', 'SourceManifest', 'manifest_dir', 'list_manifests',
+           'load_manifest', 'check_license', 'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document',
+           'stdlib_documents', 'iter_records', 'load_source', 'stable_hash', 'stable_unit', 'split_of',
+           'sample_records', 'clean_text', 'minhash_normalize', 'word_tokens', 'token_hashes', 'mix64', 'unique_u64',
+           'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir', 'eval_item_texts', 'NgramIndex', 'decontam_index',
+           'balanced_sample', 'train_tokenizer', 'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens',
+           'minhash_tokens', 'signatures_from_shingles', 'minhash_signatures', 'band_keys', 'candidate_edges',
+           'cluster_duplicates', 'DedupResult', 'minhash_dedup', 'cjk_ratio', 'dup_line_fraction',
+           'top_ngram_char_fraction', 'EduClassifier', 'NgramLM', 'Param', 'register_node', 'Node', 'MapNode',
+           'ReadSource', 'ReadBranch', 'Normalize', 'LengthFilter', 'LangFilter', 'RepetitionFilter', 'QualityScore',
+           'Decontaminate', 'Split', 'Repeat', 'ExactDedup', 'MinHashDedup', 'RatioFilter', 'Write', 'PipelineSpec',
+           'parse_pipeline', 'LocalEngine', 'SparkEngine', 'stop_spark', 'PipelineContext', 'output_path',
+           'read_output', 'PipelineResult', 'check_conservation', 'run_pipeline', 'inject_near_duplicates',
+           'shingle_set', 'jaccard', 'datasketch_dedup', 'dedup_benchmark', 'benchmark_corpus', 'bench_main',
+           'CorpusBudget', 'PreparedCorpus', 'corpus_pipeline_config', 'corpus_params', 'prepare_corpus',
+           'draw_pipeline_tree', 'drop_table', 'DataBudget', 'spark_comparison_config']
 
 # %% ../nbs/01_data.ipynb #c005
 LICENSE_ALLOWLIST: frozenset[str] = frozenset({
@@ -756,7 +756,12 @@ class DedupResult:
     "Per document: index of its component's representative (smallest id) and the component size."
     rep: np.ndarray
     size: np.ndarray
-    n_edges: int
+    edges: np.ndarray  # candidate pairs (i, j) found by LSH
+
+    @property
+    def n_edges(self) -> int:
+        "Number of candidate pairs."
+        return len(self.edges)
 
     @property
     def keep(self) -> np.ndarray:
@@ -768,7 +773,7 @@ def minhash_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHash
     sig, has = minhash_signatures(texts, cfg)
     edges = candidate_edges(band_keys(sig, cfg), has)
     rep, size = cluster_duplicates(ids, edges)
-    return DedupResult(rep, size, len(edges))
+    return DedupResult(rep, size, edges)
 
 # %% ../nbs/01_data.ipynb #c030
 def cjk_ratio(text: str) -> float:
@@ -1120,16 +1125,18 @@ class QualityScore(MapNode):
         if self.scorer == "metadata":
             return
         path = ctx.cache_dir / f"scorer_{stable_hash(PIPELINE_VERSION, json.dumps(self.cfg, sort_keys=True)):016x}.pkl"
-        if path.exists():
+        cls = EduClassifier if self.scorer == "edu_classifier" else NgramLM
+        if path.exists():  # state dict only: the class comes from this module, whoever pickled it
             import pickle
-            self.model = pickle.loads(path.read_bytes())
+            self.model = cls.__new__(cls)
+            self.model.__dict__.update(pickle.loads(path.read_bytes()))
             return
         if self.scorer == "edu_classifier":
             self.model = EduClassifier().fit(self._train_texts(self.positive), self._train_texts(self.negative))
         else:
             self.model = NgramLM().fit([t for s in self.reference for t in self._train_texts(s)])
         import pickle
-        atomic_write_bytes(path, pickle.dumps(self.model))
+        atomic_write_bytes(path, pickle.dumps(dict(self.model.__dict__)))
 
     def apply_batch(self, docs: list[dict]) -> tuple[list[dict], dict[str, int]]:
         if self.scorer == "metadata":
@@ -1526,12 +1533,18 @@ class LocalEngine:
         self._pool = None
 
     def start(self, nodes: list[Node]) -> None:
-        "Fork the worker pool once every node is set up (workers inherit them)."
+        "Register the (set-up) nodes; the worker pool is forked on first use, so workers inherit them."
         _POOL_NODES.clear()
         _POOL_NODES.update({n.path: n for n in nodes})
-        if self.workers > 1:
+
+    def _get_pool(self, n_docs: int) -> Any:
+        "The fork pool, created lazily (a fully resumed run never forks); None for small inputs or 1 worker."
+        if self.workers <= 1 or n_docs < self.min_parallel:
+            return None
+        if self._pool is None:
             import multiprocessing as mp
             self._pool = mp.get_context("fork").Pool(self.workers)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
@@ -1543,11 +1556,12 @@ class LocalEngine:
     def union(self, datas: list[list[dict]]) -> list[dict]: return [d for x in datas for d in x]
 
     def map_node(self, node: Node, data: list[dict]) -> tuple[list[dict], dict[str, int], int]:
-        if self._pool is None or len(data) < self.min_parallel:
+        pool = self._get_pool(len(data))
+        if pool is None:
             out, reasons = node.apply_batch(data)
             return out, reasons, len(out)
         out, reasons = [], {}
-        for docs, why in self._pool.imap(_pool_apply, [(node.path, c) for c in _chunks(data, self.workers * 2)]):
+        for docs, why in pool.imap(_pool_apply, [(node.path, c) for c in _chunks(data, self.workers * 2)]):
             out += docs
             for k, v in why.items():
                 reasons[k] = reasons.get(k, 0) + v
@@ -1555,9 +1569,10 @@ class LocalEngine:
 
     def map_partitions(self, data: list[dict], fn: Callable, extra: Any) -> list:
         "`fn(partition, extra)` on chunks of the data, results concatenated in order."
-        if self._pool is None or len(data) < self.min_parallel:
+        pool = self._get_pool(len(data))
+        if pool is None:
             return fn(data, extra)
-        return [x for part in self._pool.imap(_pool_call, [(fn, c, extra) for c in _chunks(data, self.workers * 2)]) for x in part]
+        return [x for part in pool.imap(_pool_call, [(fn, c, extra) for c in _chunks(data, self.workers * 2)]) for x in part]
 
     def global_node(self, node: Node, data: list[dict], ctx: "PipelineContext") -> tuple[list[dict], dict[str, int]]:
         return node.run_local(data, ctx)
@@ -1833,6 +1848,8 @@ def run_pipeline(config: dict | str | Path, output_dir: str | Path, engine: str 
     return result
 
 # %% ../nbs/01_data.ipynb #c047
+CLEAR_ABOVE, CLEAR_BELOW = 0.9, 0.3  # LSH (14 x 9) finds a pair w.p. >= 0.999 above, <= 3e-4 below
+
 def inject_near_duplicates(texts: list[str], ids: list[str], n_dups: int, seed: int = 0,
                            edit_rate: float = 0.006, min_words: int = 150) -> tuple[list[str], list[str], list[tuple[str, str]]]:
     "Add `n_dups` edited copies of random long documents; returns (texts, ids, [(copy id, original id)])."
@@ -1881,7 +1898,7 @@ def datasketch_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinH
     edges = {(min(pos[i], pos[j]), max(pos[i], pos[j])) for i, m in sigs.items() for j in lsh.query(m) if j != i}
     edges = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
     rep, size = cluster_duplicates(ids, edges)
-    return DedupResult(rep, size, len(edges))
+    return DedupResult(rep, size, edges)
 
 def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str]], repeats: int = 2,
                     cfg: MinHashConfig = MinHashConfig(), methods: tuple[str, ...] = ("oph",)) -> dict:
@@ -1914,7 +1931,7 @@ def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str
         good = sum(1 for n in removed if n in injected or J(n, r.rep[n]) >= cfg.threshold)
         out["methods"][name] = {
             "seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times[name]],
-            "docs_per_s": round(len(ids) / best, 1), "removed": int(len(removed)), "candidate_edges": r.n_edges,
+            "docs_per_s": round(len(ids) / best, 1), "removed": int(len(removed)), "candidate_edges": int(r.n_edges),
             "recall": sum(r.rep[pos[c]] == r.rep[pos[o]] for c, o in truth) / max(len(truth), 1),
             "precision": good / max(len(removed), 1)}
     base = out["methods"]["datasketch"]
@@ -1923,11 +1940,12 @@ def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str
     pairs = {(pos[c], pos[o]) for c, o in truth}
     for r in res.values():
         pairs |= {(int(n), int(r.rep[n])) for n in np.flatnonzero(~r.keep)}
+        pairs |= {(int(a), int(b)) for a, b in r.edges}
     clear, agree = 0, 0
     ours = res[f"ours_{methods[0]}"]
     for a, b in pairs:
         j = J(a, b)
-        if 0.5 < j < 0.9:
+        if CLEAR_BELOW < j < CLEAR_ABOVE:
             continue
         clear += 1
         agree += (ours.rep[a] == ours.rep[b]) == (res["datasketch"].rep[a] == res["datasketch"].rep[b])
@@ -2143,7 +2161,7 @@ def prepare_corpus(scale: str | Scale = "smoke", run_dir: str | Path | None = No
     from kaiyuan_nb.core import default_run_dir
     scale = get_scale(scale)
     budget = pick_budget(CORPUS_BUDGETS, scale)
-    run_dir = Path(run_dir) if run_dir else default_run_dir(scale.name)
+    run_dir = (Path(run_dir) if run_dir else default_run_dir(scale.name)).resolve()
     base = run_dir / "01_data"
     cfg = corpus_pipeline_config(sources)
     with _file_lock(base / "corpus" / ".lock"):

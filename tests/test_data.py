@@ -322,14 +322,14 @@ def test_spark_engine_matches_local(tmp_path):
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime for Spark")
-    cfg = {"name": "eq", "workers": 2, "spark": {"master": "local[2]"},
+    cfg = {"name": "eq", "workers": 2, "spark": {"master": "local[2]"}, "checkpoint": False,
            "branches": [{"type": "write", "name": "m",
                          "ops": [{"type": "normalize"}, {"type": "length_filter", "min_chars": 40},
                                  {"type": "exact_dedup"}, {"type": "minhash_dedup"},
                                  {"type": "quality_score", "scorer": "metadata", "metadata_field": "votes"},
                                  {"type": "ratio_filter", "ratio": 0.6}, {"type": "repeat", "factor": 1.5},
                                  {"type": "split"}],
-                         "child_configs": [{"type": "read_source", "source": "stackexchange_small_sites", "limit": 150,
+                         "child_configs": [{"type": "read_source", "source": "stackexchange_small_sites", "limit": 120,
                                             "rename": {"score": "votes"}}]}]}
     local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
     spark = D.run_pipeline(cfg, tmp_path / "spark", engine="spark")
