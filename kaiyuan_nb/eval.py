@@ -24,11 +24,11 @@ import yaml
 from .core import ConfigError, Scale, get_scale, pick_budget, repo_root
 
 # %% auto #0
-__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'DEFAULT_TASKS', 'EVAL_BUDGETS', 'eval_manifest', 'eval_file', 'read_jsonl', 'MCItem',
-           'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande', 'load_mmlu', 'load_xcopa', 'load_cmmlu',
-           'load_lambada', 'TaskInfo', 'load_task', 'prefix_token_id', 'encode_pairs', 'score_requests', 'document_nll',
-           'bits_per_byte', 'arithmetic_problems', 'greedy_generate', 'bootstrap_ci', 'EvalBudget', 'EvalSuite',
-           'heldout_texts', 'default_suite', 'evaluate']
+__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'DEFAULT_TASKS', 'EXTRA_TASKS', 'EVAL_BUDGETS', 'EXPERIMENTS', 'eval_manifest',
+           'eval_file', 'read_jsonl', 'MCItem', 'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande',
+           'load_mmlu', 'load_xcopa', 'load_cmmlu', 'load_lambada', 'TaskInfo', 'load_task', 'prefix_token_id',
+           'encode_pairs', 'score_requests', 'document_nll', 'bits_per_byte', 'arithmetic_problems', 'greedy_generate',
+           'bootstrap_ci', 'EvalBudget', 'EvalSuite', 'heldout_texts', 'default_suite', 'evaluate', 'EvalExperiment']
 
 # %% ../nbs/04_evaluation.ipynb #c005
 def eval_manifest(task: str) -> dict[str, Any]:
@@ -431,12 +431,14 @@ def _cache_reusable(model: torch.nn.Module) -> bool:
 
 def score_requests(model: torch.nn.Module, reqs: Sequence[tuple[list[int], list[int]]],
                    group_ids: Sequence[int] | None = None, seq_len: int = 256, batch_tokens: int = 4096,
-                   pad_id: int = 0, share_prefix: bool | None = None, progress: str | None = None) -> np.ndarray:
+                   pad_id: int = 0, share_prefix: bool | None = None, progress: str | None = None,
+                   stats: dict[str, int] | None = None) -> np.ndarray:
     """Log-likelihood of each (context ids, continuation ids) request, batched.
 
     Returns a structured array with fields `logprob` (sum over continuation tokens, nats),
     `n_tokens` and `greedy` (all continuation tokens are the argmax). Requests with the same
-    `group_ids` value share their common prefix when `share_prefix` (default: when the model allows)."""
+    `group_ids` value share their common prefix when `share_prefix` (default: when the model allows).
+    `stats`, when given, accumulates `tokens` (run through the model) and `padded_tokens`."""
     from tqdm.auto import tqdm
     if group_ids is None:
         group_ids = range(len(reqs))
@@ -449,6 +451,12 @@ def score_requests(model: torch.nn.Module, reqs: Sequence[tuple[list[int], list[
     pre_batches = list(_pack([(g.prefix_len, 0) for g in shared], batch_tokens))
     rows = [(g, j) for g in groups for j in range(len(g.members))]
     tail_batches = list(_pack([(len(g.inputs[j]) - g.prefix_len, g.prefix_len) for g, j in rows], batch_tokens))
+    if stats is not None:
+        tail_len = [len(g.inputs[j]) - g.prefix_len for g, j in rows]
+        stats["tokens"] = stats.get("tokens", 0) + sum(g.prefix_len for g in shared) + sum(tail_len)
+        stats["padded_tokens"] = stats.get("padded_tokens", 0) + sum(
+            len(b) * max(shared[i].prefix_len for i in b) for b in pre_batches) + sum(
+            len(b) * max(tail_len[i] for i in b) for b in tail_batches)
     bar = tqdm(total=len(pre_batches) + len(tail_batches), desc=progress, disable=progress is None, leave=False)
     was_training = model.training
     model.eval()
@@ -472,7 +480,7 @@ def score_requests(model: torch.nn.Module, reqs: Sequence[tuple[list[int], list[
 # %% ../nbs/04_evaluation.ipynb #c024
 @torch.inference_mode()
 def document_nll(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], seq_len: int = 256,
-                 batch_tokens: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                 batch_tokens: int = 4096, stats: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     "Per document: total NLL of its tokens in nats, and its UTF-8 byte count."
     texts = [t for t in texts if t]
     if not texts:
@@ -487,7 +495,8 @@ def document_nll(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], s
             if len(window) >= 2:
                 reqs.append(([], window)); owner.append(d)  # score every token after the first
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    scores = score_requests(model, reqs, seq_len=seq_len, batch_tokens=batch_tokens, pad_id=pad, share_prefix=False)
+    scores = score_requests(model, reqs, seq_len=seq_len, batch_tokens=batch_tokens, pad_id=pad, share_prefix=False,
+                            stats=stats)
     nll = np.zeros(len(texts))
     np.add.at(nll, np.array(owner, dtype=int), -scores["logprob"])
     return nll, np.array([len(t.encode("utf-8")) for t in texts], dtype=float)
@@ -576,15 +585,15 @@ class EvalBudget:
     batch_tokens: int
     n_boot: int
 
-DEFAULT_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "copa", "winogrande", "mmlu",
-                 "xcopa_zh", "cmmlu", "lambada_openai")
+DEFAULT_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "copa", "winogrande", "mmlu", "xcopa_zh")
+EXTRA_TASKS = ("cmmlu", "lambada_openai", "boolq")  # vendored and scored, in the gpu suite by default
 
 EVAL_BUDGETS = {
-    "smoke": EvalBudget(DEFAULT_TASKS, bpb_docs_per_domain=8, bpb_doc_bytes=1500, arith_items=40,
-                        batch_tokens=4096, n_boot=300),
-    "report": EvalBudget(DEFAULT_TASKS, bpb_docs_per_domain=40, bpb_doc_bytes=2000, arith_items=400,
+    "smoke": EvalBudget(("arc_easy", "hellaswag", "winogrande", "mmlu", "xcopa_zh", "lambada_openai"),
+                        bpb_docs_per_domain=6, bpb_doc_bytes=600, arith_items=40, batch_tokens=4096, n_boot=300),
+    "report": EvalBudget(DEFAULT_TASKS, bpb_docs_per_domain=20, bpb_doc_bytes=1000, arith_items=400,
                          batch_tokens=4096, n_boot=1000),
-    "gpu": EvalBudget(DEFAULT_TASKS + ("boolq",), bpb_docs_per_domain=500, bpb_doc_bytes=8000, arith_items=2000,
+    "gpu": EvalBudget(DEFAULT_TASKS + EXTRA_TASKS, bpb_docs_per_domain=500, bpb_doc_bytes=8000, arith_items=2000,
                       batch_tokens=65536, n_boot=1000),
 }
 
@@ -663,11 +672,12 @@ def _row(task: str, metric: str, per_item: np.ndarray, chance: float, suite: Eva
     return dict(task=task, metric=metric, value=value, ci_low=min(lo, hi), ci_high=max(lo, hi),
                 chance=chance, n=len(per_item))
 
-def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, progress: bool) -> list[dict]:
+def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, progress: bool,
+             stats: dict[str, int]) -> list[dict]:
     items = load_task(task, suite.items, suite.seed)
     reqs, gids = _task_requests(tokenizer, task, items)
     scores = score_requests(model, reqs, gids, suite.seq_len, suite.batch_tokens, pad,
-                            progress=task if progress else None)
+                            progress=task if progress else None, stats=stats)
     if isinstance(items[0], ClozeItem):
         vocab = model.get_output_embeddings().weight.shape[0]
         ntok = scores["n_tokens"].astype(float)
@@ -691,7 +701,8 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
     """Evaluate `model` on `suite`: a DataFrame with columns task, metric, value, ci_low, ci_high, chance, n.
 
     `df.attrs["seconds"]` holds the wall time per task, `df.attrs["total_seconds"]` the total and
-    `df.attrs["cpu_seconds"]` the process CPU time (all threads; on a shared machine wall time is noisy)."""
+    `df.attrs["cpu_seconds"]` the process CPU time (all threads; on a shared machine wall time is noisy),
+    `df.attrs["tokens"]` / `["padded_tokens"]` the tokens scored by forward passes (without arithmetic)."""
     from tqdm.auto import tqdm
     if not isinstance(suite, EvalSuite):
         raise ConfigError(f"evaluate: suite should be an EvalSuite (see default_suite), got {type(suite).__name__}")
@@ -699,6 +710,7 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
     rows: list[dict] = []
     seconds: dict[str, float] = {}
     t_all, cpu_all = time.perf_counter(), time.process_time()
+    stats: dict[str, int] = {}
     jobs = [("task", t) for t in suite.tasks] + [("bpb", d) for d in suite.bpb_texts]
     jobs += [("arith", "arithmetic")] if suite.arith_items > 0 else []
     bar = tqdm(jobs, desc="evaluate", disable=not progress)
@@ -706,9 +718,9 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
         if kind == "task":
-            rows += _eval_mc(model, tokenizer, name, suite, pad, progress)
+            rows += _eval_mc(model, tokenizer, name, suite, pad, progress, stats)
         elif kind == "bpb":
-            nll, nbytes = document_nll(model, tokenizer, suite.bpb_texts[name], suite.seq_len, suite.batch_tokens)
+            nll, nbytes = document_nll(model, tokenizer, suite.bpb_texts[name], suite.seq_len, suite.batch_tokens, stats)
             rows.append(_row(f"bpb/{name}", "bpb", nll / math.log(2), 8.0, suite, weights=nbytes))
             name = f"bpb/{name}"
         else:
@@ -722,4 +734,16 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
     df.attrs["seconds"] = seconds
     df.attrs["total_seconds"] = time.perf_counter() - t_all
     df.attrs["cpu_seconds"] = time.process_time() - cpu_all
+    df.attrs.update(stats)
     return df
+
+# %% ../nbs/04_evaluation.ipynb #c039
+@dataclass(frozen=True)
+class EvalExperiment:
+    "Budget of this chapter's experiment."
+    train_tokens: int  # tokens of the briefly trained model
+    speed_items: int  # items per task in the prefix-sharing timing
+
+EXPERIMENTS = {"smoke": EvalExperiment(train_tokens=16_384, speed_items=20),
+               "report": EvalExperiment(train_tokens=600_000, speed_items=100),
+               "gpu": EvalExperiment(train_tokens=50_000_000, speed_items=500)}

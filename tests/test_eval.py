@@ -1,5 +1,4 @@
 "Unit and bad-input tests of kaiyuan_nb.eval (fast: tiny models, a tokenizer trained in seconds on real text)."
-import dataclasses
 import gzip
 import json
 import math
@@ -21,6 +20,15 @@ from conftest import ROOT
 
 
 # ---------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    "Tiny models gain nothing from 2 threads, and on a busy shared CPU 2 OpenMP threads are many times slower."
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tok():
     "The project's tokenizer trainer (chapter 01) on real text: LAMBADA passages + XCOPA-zh premises."
@@ -273,6 +281,7 @@ def test_evaluate_frame_is_tidy_and_deterministic(tok):
     assert r.loc[("copa", "acc"), "chance"] == 0.5 and r.loc[("bpb/en", "bpb"), "chance"] == 8.0
     assert r.loc[("bpb/en", "bpb"), "value"] == pytest.approx(bits_per_byte(model, tok, docs, seq_len=128), rel=1e-9)
     assert r.loc[("lambada_openai", "ppl"), "value"] > 1
+    assert 0 < df.attrs["tokens"] <= df.attrs["padded_tokens"] < 2 * df.attrs["tokens"]
     assert set(df.attrs["seconds"]) == {"copa", "winogrande", "xcopa_zh", "lambada_openai", "bpb/en", "bpb/zh", "arithmetic"}
     pd_again = evaluate(model, tok, suite, progress=False)
     assert pd_again.value.tolist() == df.value.tolist() and pd_again.ci_low.tolist() == df.ci_low.tolist()
