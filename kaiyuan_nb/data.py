@@ -1598,11 +1598,11 @@ class SparkEngine:
         from pyspark.sql import SparkSession
         self.spark = (SparkSession.builder.master(master).appName(app_name)
                       .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
-                      .config("spark.python.worker.reuse", "true").config("spark.sql.shuffle.partitions", str(2 * workers))
+                      .config("spark.python.worker.reuse", "true").config("spark.sql.shuffle.partitions", str(max(2, workers))).config("spark.default.parallelism", str(max(2, workers)))
                       .getOrCreate())
         self.sc = self.spark.sparkContext
         self.sc.setLogLevel("ERROR")
-        self.partitions = max(2, 2 * workers)
+        self.partitions = max(2, workers)
 
     def start(self, nodes: list[Node]) -> None: pass
     def close(self) -> None: pass  # the session is reused by later runs in this process; `stop_spark()` ends it
@@ -1624,7 +1624,8 @@ class SparkEngine:
         return res.flatMap(lambda x: x[0]), reasons, n_out
 
     def global_node(self, node: Node, rdd: Any, ctx: "PipelineContext") -> tuple[Any, dict[str, int]]:
-        return node.run_spark(rdd, ctx)
+        out, reasons = node.run_spark(rdd, ctx)
+        return out.cache(), reasons  # counted now and read by the next node: compute once
 
     def save(self, rdd: Any, path: Path) -> Any:
         "Checkpoint as a pickle-file directory (atomic rename); returns the reloaded RDD (lineage cut)."

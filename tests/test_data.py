@@ -324,11 +324,12 @@ def test_spark_engine_matches_local(tmp_path):
         pytest.skip("no Java runtime for Spark")
     cfg = {"name": "eq", "workers": 2, "spark": {"master": "local[2]"}, "checkpoint": False,
            "branches": [{"type": "write", "name": "m",
-                         "ops": [{"type": "normalize"}, {"type": "length_filter", "min_chars": 40},
-                                 {"type": "exact_dedup"}, {"type": "minhash_dedup"},
+                         # one node of each Spark code path: exact dedup (reduceByKey), MinHash LSH
+                         # (groupByKey over band buckets), per-document ops (mapPartitions), ratio filter
+                         # (sortBy + zipWithIndex), repeat (adds documents)
+                         "ops": [{"type": "exact_dedup"}, {"type": "minhash_dedup"},
                                  {"type": "quality_score", "scorer": "metadata", "metadata_field": "votes"},
-                                 {"type": "ratio_filter", "ratio": 0.6}, {"type": "repeat", "factor": 1.5},
-                                 {"type": "split"}],
+                                 {"type": "ratio_filter", "ratio": 0.6}, {"type": "repeat", "factor": 1.5}],
                          "child_configs": [{"type": "read_source", "source": "stackexchange_small_sites", "limit": 120,
                                             "rename": {"score": "votes"}}]}]}
     local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
