@@ -2266,7 +2266,7 @@ class DataBudget:
     spark_docs: int  # documents per source in that comparison
 
 DATA_BUDGETS = {
-    "smoke": DataBudget(bench_docs=1500, bench_dups=75, bench_repeats=1, bench_kperm=False, spark_compare=False, spark_docs=0),
+    "smoke": DataBudget(bench_docs=1000, bench_dups=50, bench_repeats=1, bench_kperm=False, spark_compare=False, spark_docs=0),
     "report": DataBudget(bench_docs=20_000, bench_dups=1_000, bench_repeats=1, bench_kperm=True, spark_compare=True, spark_docs=250),
     "gpu": DataBudget(bench_docs=30_000, bench_dups=1_500, bench_repeats=2, bench_kperm=True, spark_compare=True, spark_docs=1000),
 }
