@@ -706,10 +706,12 @@ class TrainerBudget:
     bench_rounds: int  # interleaved benchmark rounds
     bench_steps: int  # timed steps per model per round
     peak_n: int  # size of the square matmuls that measure the FP32 peak
+    threads: int = 0  # torch CPU threads for the chapter (0: all). Smoke models are tiny: on cores shared
+    # with other jobs one thread avoids OpenMP threads waiting on each other; report/gpu use all cores.
 
 BUDGETS = {
     "smoke": TrainerBudget(train_steps=30, eval_every=10, eval_windows=8, resume_steps=8, bench_rounds=2,
-                           bench_steps=1, peak_n=1024),
+                           bench_steps=1, peak_n=1024, threads=1),
     "report": TrainerBudget(train_steps=24, eval_every=8, eval_windows=32, resume_steps=12, bench_rounds=6,
                             bench_steps=1, peak_n=2048),
     "gpu": TrainerBudget(train_steps=2000, eval_every=200, eval_windows=256, resume_steps=20, bench_rounds=10,
