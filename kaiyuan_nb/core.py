@@ -312,8 +312,9 @@ def write_results(results_dir: str | Path, chapter: str, scale: str, seeds: Iter
     return atomic_write_json(Path(results_dir) / f"{chapter}.json", record)
 
 def load_results(results_dir: str | Path) -> dict[str, dict[str, Any]]:
-    "All `<chapter>.json` records in `results_dir`, keyed by chapter, in chapter order."
-    return {p.stem: read_json(p) for p in sorted(Path(results_dir).glob("[0-9][0-9]_*.json"))}
+    "All `<chapter>.json` records in `results_dir`, keyed by chapter, in chapter order (other JSON files are skipped)."
+    records = {p.stem: read_json(p) for p in sorted(Path(results_dir).glob("[0-9][0-9]_*.json"))}
+    return {name: r for name, r in records.items() if isinstance(r, dict) and r.get("chapter") == name}
 
 # %% ../nbs/00_core.ipynb #c023
 class ChapterRun:
