@@ -408,22 +408,15 @@ def _tail_pass(model: torch.nn.Module, rows: list[tuple[_Group, int, list | None
         pos = (tail_mask.cumsum(1) - 1).clamp(min=0)
         out = _forward(model, ids.to(device), tail_mask.to(device), position_ids=pos.to(device),
                        use_cache=False, logits_to_keep=keep)
-    logits = out.logits[:, -keep:]
-    want = torch.zeros((len(rows), keep), dtype=torch.bool)
+    logits = out.logits[:, -keep:].float()
     tgt = torch.zeros((len(rows), keep), dtype=torch.long)
     for r, (g, j, _) in enumerate(rows):
-        want[r, keep - n_scored[r]:] = True
         tgt[r, keep - n_scored[r]:] = torch.as_tensor(g.targets[j][g.first[j]:])
-    sel = logits[want.to(device)].float()
-    tsel = tgt[want].to(device)
-    tok_lp = (sel.gather(1, tsel[:, None])[:, 0] - torch.logsumexp(sel, dim=-1)).cpu().double()
-    tok_hit = (sel.argmax(-1) == tsel).cpu()
-    res, k = [], 0
-    for r, (g, j, _) in enumerate(rows):
-        c = n_scored[r]
-        res.append((g.members[j], float(tok_lp[k:k + c].sum()), c, bool(tok_hit[k:k + c].all())))
-        k += c
-    return res
+    tgt = tgt.to(device)
+    tok_lp = (logits.gather(-1, tgt[..., None])[..., 0] - torch.logsumexp(logits, dim=-1)).cpu().double()
+    tok_hit = (logits.argmax(-1) == tgt).cpu()
+    return [(g.members[j], float(tok_lp[r, keep - n_scored[r]:].sum()), n_scored[r],
+             bool(tok_hit[r, keep - n_scored[r]:].all())) for r, (g, j, _) in enumerate(rows)]
 
 def _cache_reusable(model: torch.nn.Module) -> bool:
     "Prefix sharing needs a forward that takes position_ids and a past cache."
