@@ -25,10 +25,11 @@ from torch import nn
 from .core import ConfigError, atomic_torch_save, atomic_write_json, torch_load
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'BUDGETS', 'MixtureLoader', 'LRSchedule', 'param_groups', 'TrainConfig',
-           'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged', 'lm_loss', 'batch_loss',
-           'checkpoint_paths', 'latest_checkpoint', 'load_checkpoint', 'average_checkpoints', 'save_checkpoint',
-           'TrainResult', 'train', 'eval_loss', 'matmul_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
+__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'BUDGETS', 'MixtureLoader', 'LRSchedule',
+           'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
+           'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
+           'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
+           'matmul_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -306,23 +307,59 @@ class TrainState:
 class TrainingDiverged(RuntimeError):
     "The loss became nan/inf; the message names the step and the last good checkpoint."
 
+IGNORE_INDEX = -100  # targets with this id get no loss (transformers convention)
+
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_loss: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    "(mean cross-entropy, z-loss term) of (B, T, V) logits against (B, T) targets, in float32."
+    "(mean cross-entropy, z-loss term) of (B, T, V) logits against (B, T) targets, in float32; -100 targets are skipped."
     flat = logits.reshape(-1, logits.shape[-1]).float()
-    ce = F.cross_entropy(flat, targets.reshape(-1))
-    z = z_loss * torch.logsumexp(flat, dim=-1).pow(2).mean() if z_loss > 0 else flat.new_zeros(())
+    tflat = targets.reshape(-1)
+    ce = F.cross_entropy(flat, tflat, ignore_index=IGNORE_INDEX)
+    if z_loss > 0:
+        valid = tflat != IGNORE_INDEX
+        z = z_loss * torch.logsumexp(flat if bool(valid.all()) else flat[valid], dim=-1).pow(2).mean()
+    else:
+        z = flat.new_zeros(())
     return ce, z
 
-def batch_loss(model: nn.Module, batch: torch.Tensor, z_loss: float = 0.0,
+BATCH_KEYS = ("input_ids", "labels", "position_ids")
+
+def split_batch(batch: torch.Tensor | dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(inputs, targets, extra model kwargs) of a batch. A (B, T+1) tensor is a packed token window
+    (targets = inputs shifted by one). A dict holds (B, T+1) tensors in the transformers convention:
+    `input_ids`, `labels` aligned with them (-100 = no loss, e.g. SFT prompt tokens) and optionally
+    `position_ids` (e.g. restarting at 0 for every conversation packed into a row)."""
+    if not isinstance(batch, dict):
+        return batch[:, :-1], batch[:, 1:], {}
+    missing = [k for k in ("input_ids", "labels") if k not in batch]
+    unknown = sorted(set(batch) - set(BATCH_KEYS))
+    if missing or unknown:
+        raise ConfigError(f"batch: a dict batch needs keys {list(BATCH_KEYS[:2])} (optional 'position_ids'); "
+                          f"missing {missing}, unknown {unknown}")
+    shape = batch["input_ids"].shape
+    bad = [k for k in batch if batch[k].shape != shape]
+    if bad or len(shape) != 2 or shape[1] < 2:
+        raise ConfigError(f"batch: every tensor must have the shape of input_ids (B, T+1) with T >= 1; "
+                          f"input_ids {tuple(shape)}, mismatched: {bad}")
+    extra = {"position_ids": batch["position_ids"][:, :-1]} if "position_ids" in batch else {}
+    return batch["input_ids"][:, :-1], batch["labels"][:, 1:], extra
+
+def batch_to(batch: torch.Tensor | dict[str, torch.Tensor], device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
+    "Move a batch (tensor or dict of tensors) to `device`."
+    if isinstance(batch, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return batch.to(device, non_blocking=True)
+
+def batch_loss(model: nn.Module, batch: torch.Tensor | dict[str, torch.Tensor], z_loss: float = 0.0,
                autocast: contextlib.AbstractContextManager | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, ce, z) of a (B, T+1) token batch. Uses the model's fused loss (`targets=`) when it has one
-    and no forward hook observes its output; otherwise logits + `lm_loss` (any transformers causal LM)."""
-    x, y = batch[:, :-1], batch[:, 1:]
+    """(loss, ce, z) of a (B, T+1) token batch or a dict batch (see `split_batch`; the mean is over the
+    targets that are not -100). Uses the model's fused loss (`targets=`) when it has one and no forward
+    hook observes its output; otherwise logits + `lm_loss` (any transformers causal LM)."""
+    x, y, extra = split_batch(batch)
     with autocast or contextlib.nullcontext():
         if getattr(model, "supports_fused_lm_loss", False) and not (model._forward_hooks or model._forward_pre_hooks):
-            out = model(input_ids=x, targets=y, z_loss=z_loss, use_cache=False)
+            out = model(input_ids=x, targets=y, z_loss=z_loss, use_cache=False, **extra)
             return out.loss, out.ce_loss, out.z_loss
-        logits = model(input_ids=x, use_cache=False).logits
+        logits = model(input_ids=x, use_cache=False, **extra).logits
     ce, z = lm_loss(logits, y, z_loss)
     return ce + z, ce, z
 
@@ -467,6 +504,8 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
           resume: bool | str | Path = True, callbacks: Sequence[Callback] = (),
           eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, precision: Any = None) -> TrainResult:
     """Train `model` (any causal LM returning `.logits`) on `loader` batches for `cfg.total_steps` steps.
+    `loader` is a `MixtureLoader` or anything with its interface (`next_batch`, `batch_size`, `seq_len`,
+    `last_sources`, `state_dict`/`load_state_dict`) whose batches may be dicts (see `split_batch`).
     With `out_dir`, checkpoints go to `<out_dir>/checkpoints`; `resume=True` continues from the newest
     one, `resume=<path>` from that file, `resume=False` starts over. Returns a `TrainResult`."""
     from tqdm.auto import tqdm
@@ -501,9 +540,12 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         ce_total = z_total = 0.0
+        target_tokens = 0
         sources: dict[str, int] = {}
         for _ in range(cfg.grad_accum):
-            batch = loader.next_batch().to(device, non_blocking=True)
+            batch = batch_to(loader.next_batch(), device)
+            if isinstance(batch, dict):
+                target_tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
             for s in loader.last_sources:
                 sources[s] = sources.get(s, 0) + 1
             loss, ce, z = batch_loss(model, batch, cfg.z_loss, precision.autocast())
@@ -544,6 +586,8 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         steps_run += 1
         record = {"step": state.step, "loss": ce_total, "z_loss": z_total, "lr": lr, "grad_norm": grad_norm,
                   "tokens": state.step * tokens_per_step, "step_s": dt, "skipped": bool(skipped), "sources": sources}
+        if target_tokens:
+            record["target_tokens"] = target_tokens  # dict batches: tokens with a loss (e.g. SFT assistant tokens)
         for cb in callbacks:
             cb.on_step_end(state, record)
         state.history.append(record)
