@@ -1,0 +1,270 @@
+"""Tests of kaiyuan_nb.curriculum: picks and repetition, the interleaved ascending order, building the
+stream from a corpus, the sequential loader (exact resume after SIGKILL), checkpoint averaging, bad input.
+Real text: the source files of a few stdlib packages, one document per function/class block."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kaiyuan_nb.core import ConfigError
+from kaiyuan_nb.curriculum import (Curriculum, CurriculumLoader, Phase, Pick, average_last, best_of,
+                                   build_curriculum, calibrated_top, curriculum_gain, interleaved_ascending,
+                                   kaiyuan_phases, pick_documents, rank_fraction, repeat_counts)
+from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
+from kaiyuan_nb.train import TrainConfig, checkpoint_paths, latest_checkpoint, load_checkpoint, train
+
+HERE = Path(__file__).resolve()
+
+
+class StdlibCorpus:
+    """PreparedCorpus-shaped corpus over real text: each source is a stdlib package, each document one top-level
+    block of its source files as bytes (+ EOS 0); `scored` sources get a score (share of letters)."""
+
+    def __init__(self, packages: dict[str, bool]):
+        import importlib
+        self.sources, self._docs, self._scored = [], {}, {}
+        for name, scored in packages.items():
+            files = sorted(Path(importlib.import_module(name).__file__).parent.glob("*.py"))
+            blocks = [b for f in files for b in f.read_text(encoding="utf-8").split("\n\n\n") if len(b) > 40]
+            self.sources.append(name)
+            self._docs[name], self._scored[name] = blocks[:120], scored
+
+    def scores(self, source, split="train"):
+        if not self._scored[source]:
+            raise KeyError(source)
+        return np.array([sum(c.isalpha() for c in d) / len(d) for d in self._docs[source]])
+
+    def offsets(self, source, split="train"):
+        return np.concatenate([[0], np.cumsum([len(d.encode()) + 1 for d in self._docs[source]])])
+
+    def tokens(self, source, split="train"):
+        return np.concatenate([np.frombuffer(d.encode() + b"\0", dtype=np.uint8) for d in self._docs[source]]
+                              ).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return StdlibCorpus({"json": True, "email": True, "logging": False})
+
+
+def two_phases() -> list[Phase]:
+    return [Phase("broad", (Pick("json"), Pick("email"), Pick("logging", share=0.5)), "shuffle"),
+            Phase("best", (Pick("json", quality=(0, 0.2)), Pick("email", quality=(0, 0.2), repeat=2),
+                           Pick("logging")), "ascending")]
+
+
+# --- picks, repetition, order ------------------------------------------------------------------
+
+def test_repeat_counts_matches_kaiyuan_rule():
+    rng = np.random.default_rng(0)
+    c = repeat_counts(200_000, 2.3, rng)
+    assert set(np.unique(c)) == {2, 3}
+    assert abs(c.mean() - 2.3) < 0.01
+    assert (repeat_counts(10, 1.0, rng) == 1).all()
+
+
+def test_pick_documents_quality_range_share_and_repeat():
+    rng = np.random.default_rng(0)
+    ranks = rank_fraction(np.linspace(0, 1, 50))  # doc 49 is the best
+    top = pick_documents(Pick("s", quality=(0.0, 0.2), repeat=3), 50, ranks, rng)
+    assert sorted(set(top.tolist())) == list(range(40, 50)) and len(top) == 30
+    assert len(pick_documents(Pick("s", share=0.2), 50, None, rng)) == 10
+    with pytest.raises(ConfigError, match="no quality score"):
+        pick_documents(Pick("s", quality=(0.0, 0.5)), 50, None, rng)
+
+
+@pytest.mark.parametrize("kw, match", [(dict(quality=(0.3, 0.3)), "quality"), (dict(quality=(-0.1, 0.5)), "quality"),
+                                       (dict(share=0.0), "share"), (dict(share=1.5), "share"),
+                                       (dict(repeat=0), "repeat"), (dict(repeat=float("nan")), "repeat")])
+def test_bad_picks_name_the_field(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        Pick("web", **kw)
+
+
+def test_bad_phases():
+    with pytest.raises(ConfigError, match="order"):
+        Phase("p", (Pick("web"),), order="descending")
+    with pytest.raises(ConfigError, match="at least one pick"):
+        Phase("p", ())
+
+
+def test_interleaved_ascending_is_monotone_and_proportional():
+    rng = np.random.default_rng(1)
+    q = [rng.random(300), rng.random(100)]
+    which, item = interleaved_ascending(q, rng)
+    assert len(which) == 400
+    for li in (0, 1):
+        got = q[li][item[which == li]]
+        assert (np.diff(got) >= 0).all()  # quality rises through the phase in every list
+        assert sorted(item[which == li].tolist()) == list(range(len(q[li])))  # every item exactly once
+    # the small list is spread evenly: a quarter of every stretch of the order
+    for a in range(0, 400, 100):
+        assert 20 <= (which[a:a + 100] == 1).sum() <= 30
+
+
+# --- building the stream ------------------------------------------------------------------------
+
+def test_build_is_deterministic_full_length_and_faithful(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=100_000, seed=3, max_doc_tokens=512)
+    assert len(cur.tokens) == len(cur.source_ids) == 100_001
+    assert cur.phases == ["broad", "best"] and cur.phase_starts[0] == 0 < cur.phase_starts[1] < 100_001
+    again = build_curriculum(corpus, two_phases(), total_tokens=100_000, seed=3, max_doc_tokens=512)
+    assert np.array_equal(cur.tokens, again.tokens)
+    other = build_curriculum(corpus, two_phases(), total_tokens=100_000, seed=4, max_doc_tokens=512)
+    assert not np.array_equal(cur.tokens, other.tokens)
+    # every placed piece holds exactly the corpus tokens of that piece, and source ids agree
+    for row in cur.items.sample(40, random_state=0).itertuples():
+        piece = cur.tokens[row.start:row.start + row.length]
+        assert np.array_equal(piece, corpus.tokens(row.source)[row.offset:row.offset + len(piece)])
+        offs = corpus.offsets(row.source)
+        assert offs[row.doc] <= row.offset and row.offset + row.length <= offs[row.doc + 1]
+        assert (cur.source_ids[row.start:row.start + len(piece)] == cur.sources.index(row.source)).all()
+    best = cur.items[(cur.items.phase == "best") & (cur.items.source == "email")]
+    assert len(best) > 5
+    assert best["rank"].max() < 0.2 and best["rank"].is_monotonic_decreasing
+    assert cur.items[cur.items.source == "logging"]["rank"].isna().all()
+    assert abs(sum(cur.phase_shares().values()) - 1.0) < 1e-9
+
+
+def test_long_documents_are_cut_into_pieces(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=20_000, seed=0, max_doc_tokens=64)
+    assert cur.items.length.max() <= 64
+
+
+def test_top_pieces_are_shown_more_often(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=100_000, seed=0)
+    exp = cur.exposure("email")
+    assert exp[exp["rank"] < 0.2].copies.mean() > 1.5
+    assert exp[exp["rank"] >= 0.2].copies.max() == 1
+
+
+def test_small_corpus_is_upsampled_and_says_so(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=2_000_000, seed=0)
+    assert cur.upsampled and len(cur.tokens) == 2_000_001
+
+
+def test_build_bad_input(corpus):
+    with pytest.raises(ConfigError, match="unknown source 'nope'"):
+        build_curriculum(corpus, [Phase("p", (Pick("nope"),))], 1000)
+    with pytest.raises(ConfigError, match="no quality score"):
+        build_curriculum(corpus, [Phase("p", (Pick("logging", quality=(0, 0.5)),))], 1000)
+    with pytest.raises(ConfigError, match="total_tokens"):
+        build_curriculum(corpus, two_phases(), 0)
+    with pytest.raises(ConfigError, match="no phases"):
+        build_curriculum(corpus, [], 1000)
+
+
+def test_kaiyuan_phases_tighten_and_translate_tops():
+    phases = kaiyuan_phases()
+    tops = [[pk.quality[1] for pk in p.picks if pk.source == "enwiki_sample"][0] for p in phases]
+    assert tops == sorted(tops, reverse=True) and tops[0] == 1.0
+    cal = pd.DataFrame({"source": ["stackexchange_small_sites"] * 3, "task": ["mean"] * 3,
+                        "position": [0.0, 0.3, 0.6], "equivalent_position": [0.0, 0.6, 0.9]})
+    cal.attrs["reference"] = "enwiki_sample"
+    assert calibrated_top(cal, "stackexchange_small_sites", 0.6) == pytest.approx(0.3)
+    translated = kaiyuan_phases(cal)
+    se = [[pk.quality[1] for pk in p.picks if pk.source == "stackexchange_small_sites"][0] for p in translated]
+    assert se[1] == pytest.approx(0.2)  # reference top 40% ~ top 20% of the other source
+
+
+# --- the loader and training through it -----------------------------------------------------------
+
+def test_loader_walks_the_stream_in_order(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=10_000, seed=0)
+    ld = CurriculumLoader(cur, seq_len=32, batch_size=4)
+    rows = torch.cat([ld.next_batch() for _ in range(ld.total_steps)])
+    flat = torch.cat([rows[0, :-1]] + [r[:-1] for r in rows[1:]])
+    assert np.array_equal(flat.numpy(), cur.tokens[:len(flat)])
+    assert ld.phase_at(0) == "broad" and ld.phase_at(ld.total_steps - 1) == "best"
+    with pytest.raises(ConfigError, match="used up"):
+        ld.next_batch()
+    fresh = CurriculumLoader(build_curriculum(corpus, two_phases(), 10_000, seed=1), 32, 4)
+    with pytest.raises(ConfigError, match="different"):
+        fresh.load_state_dict(ld.state_dict())
+    with pytest.raises(ConfigError, match="seq_len"):
+        CurriculumLoader(cur, 0, 4)
+
+
+def tiny_model() -> KaiyuanForCausalLM:
+    torch.manual_seed(0)
+    return KaiyuanForCausalLM(KaiyuanConfig(vocab_size=256, hidden_size=32, intermediate_size=64,
+                                            num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
+
+
+def worker(out_dir: str, sleep: float) -> None:
+    "Subprocess body: 10 steps over a curriculum, checkpoints every 2; writes losses.json when it finishes."
+    from kaiyuan_nb.train import Callback
+    torch.set_num_threads(1)
+
+    class Slow(Callback):
+        def on_step_end(self, state, record):
+            time.sleep(sleep)
+
+    cur = build_curriculum(StdlibCorpus({"json": True, "email": True, "logging": False}), two_phases(), 10_000, seed=0)
+    ld = CurriculumLoader(cur, seq_len=32, batch_size=4)
+    cfg = TrainConfig(lr=1e-2, total_steps=10, schedule="wsd", warmup_steps=2, final_lr_ratio=0.3, decay_fraction=0.3,
+                      checkpoint_every=2, keep_last=3, progress=False)
+    res = train(tiny_model(), ld, cfg, out_dir, resume=True, callbacks=[Slow()] if sleep else [])
+    (Path(out_dir) / "losses.json").write_text(json.dumps(res.losses))
+
+
+def _spawn(out_dir: Path, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(HERE), "worker", str(out_dir), str(sleep)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_then_resume_through_the_curriculum_is_bitwise_identical(tmp_path):
+    ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
+    ref = _spawn(ref_dir, 0.0)
+    victim = _spawn(run_dir, 0.3)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoints" / "step_000004.pt").exists():
+        assert victim.poll() is None, victim.communicate()[1][-2000:]
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (run_dir / "losses.json").exists()
+    assert 4 <= load_checkpoint(latest_checkpoint(run_dir))["step"] < 10
+    resumed = _spawn(run_dir, 0.0)
+    assert resumed.wait(timeout=180) == 0, resumed.communicate()[1][-2000:]
+    assert ref.wait(timeout=180) == 0, ref.communicate()[1][-2000:]
+    assert json.loads((ref_dir / "losses.json").read_text()) == json.loads((run_dir / "losses.json").read_text())
+    # checkpoint averaging of the kept checkpoints equals the hand-made mean
+    model = tiny_model()
+    used = average_last(model, run_dir, 3)
+    assert [Path(p).name for p in used] == [p.name for p in checkpoint_paths(run_dir)[-3:]]
+    states = [load_checkpoint(p)["model"] for p in used]
+    for k, v in model.state_dict().items():
+        if torch.is_floating_point(v):
+            assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-6)
+    with pytest.raises(ConfigError, match="fewer than k=5"):
+        average_last(model, run_dir, 5)
+    with pytest.raises(ConfigError, match="weighting"):
+        average_last(model, run_dir, 2, weighting="ema")
+
+
+# --- reading the grid -----------------------------------------------------------------------------
+
+def test_gain_and_best_of():
+    rows = [{"order": o, "final_lr_ratio": r, "seed": s, "model": m,
+             "bpb_mean": 2.0 - (0.2 * r if o == "ascending" else 0.0) - (0.03 if m == "averaged" else 0.0)}
+            for o in ("shuffle", "ascending") for r in (1.0, 0.1) for s in (0, 1) for m in ("final", "averaged")]
+    grid = pd.DataFrame(rows)
+    gain = curriculum_gain(grid).set_index(["model", "final_lr_ratio"])
+    assert gain.loc[("final", 1.0), "mean"] == pytest.approx(0.2)
+    assert gain.loc[("final", 0.1), "mean"] == pytest.approx(0.02)
+    best = best_of(grid)
+    assert best.advantage.tolist() == pytest.approx([0.23, 0.23])
+
+
+if __name__ == "__main__" and sys.argv[1] == "worker":
+    worker(sys.argv[2], float(sys.argv[3]))
