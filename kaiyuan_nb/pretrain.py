@@ -34,6 +34,7 @@ class PretrainBudget:
     average_k: int = 6
     average_every: int = 10
     eval_every: int = 20
+    train_tokens: int = 0  # tokens per run (0: the scale's train_tokens)
     curve_docs: int = 12  # held-out docs per domain for the loss curves
     curve_doc_bytes: int = 1000
     threads: int = 0  # torch CPU threads (0: all)
@@ -41,8 +42,8 @@ class PretrainBudget:
 PRETRAIN_BUDGETS = {
     "smoke": PretrainBudget(warmup_steps=2, average_k=3, average_every=2, eval_every=8, curve_docs=3,
                             curve_doc_bytes=400, threads=1),
-    "report": PretrainBudget(warmup_steps=15, average_k=6, average_every=8, eval_every=15, curve_docs=12,
-                             curve_doc_bytes=1000),
+    "report": PretrainBudget(warmup_steps=10, average_k=6, average_every=6, eval_every=10, train_tokens=400_000,
+                             curve_docs=12, curve_doc_bytes=1000),
     "gpu": PretrainBudget(lr=1e-3, warmup_steps=500, average_k=6, average_every=500, eval_every=1000,
                           curve_docs=200, curve_doc_bytes=4000),
 }
