@@ -433,16 +433,18 @@ def best_of(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
 # %% ../nbs/07_curriculum.ipynb #c030
 def calibrated_top(calibration: pd.DataFrame | None, source: str, reference_top: float) -> float:
     """Top fraction of `source` whose calibrated quality matches the top `reference_top` of the reference source
-    (chapter 06's table, task 'mean'); without a table (or for the reference) the same fraction."""
-    if calibration is None or source == calibration.attrs.get("reference"):
+    (chapter 06's table, task 'mean'). The fraction is left unchanged without a table, for the reference itself,
+    for 1.0 (everything), outside the probed range, and when the source's calibrated positions do not rise
+    strictly with its own ranking (its score then carries no usable quality order)."""
+    if calibration is None or source == calibration.attrs.get("reference") or reference_top >= 1.0:
         return reference_top
     sub = calibration[(calibration.source == source) & (calibration.task == "mean")].sort_values("position")
     if sub.empty or sub.equivalent_position.isna().any():
         return reference_top
     eq = sub.equivalent_position.to_numpy(dtype=float)
-    if not np.all(np.diff(eq) >= 0) or reference_top <= eq[0]:
-        return reference_top  # not monotone / nothing of the source reaches that quality: no translation
-    return float(np.clip(np.interp(reference_top, eq, sub.position.to_numpy(dtype=float)), 0.01, 1.0))
+    if not np.all(np.diff(eq) > 0) or not eq[0] < reference_top < eq[-1]:
+        return reference_top
+    return float(np.interp(reference_top, eq, sub.position.to_numpy(dtype=float)))
 
 def kaiyuan_phases(calibration: pd.DataFrame | None = None) -> list[Phase]:
     "Kaiyuan-2B's five-phase curriculum mapped onto this project's sources (see the prose above)."
