@@ -2,9 +2,6 @@
 stream from a corpus, the sequential loader (exact resume after SIGKILL), checkpoint averaging, bad input.
 Real text: the source files of a few stdlib packages, one document per function/class block."""
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from killtest import finish, kill_when_exists, losses, spawn_worker
 from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.curriculum import (Curriculum, CurriculumLoader, Phase, Pick, average_last, best_of,
                                    build_curriculum, calibrated_top, curriculum_gain, interleaved_ascending,
@@ -216,28 +214,16 @@ def worker(out_dir: str, sleep: float) -> None:
     (Path(out_dir) / "losses.json").write_text(json.dumps(res.losses))
 
 
-def _spawn(out_dir: Path, sleep: float) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(HERE), "worker", str(out_dir), str(sleep)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigkill_then_resume_through_the_curriculum_is_bitwise_identical(tmp_path):
     ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
-    ref = _spawn(ref_dir, 0.0)
-    victim = _spawn(run_dir, 0.3)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "checkpoints" / "step_000004.pt").exists():
-        assert victim.poll() is None, victim.communicate()[1][-2000:]
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    ref = spawn_worker(HERE, ref_dir, 0.0)
+    victim = spawn_worker(HERE, run_dir, 0.3)
+    kill_when_exists(victim, run_dir / "checkpoints" / "step_000004.pt")
     assert not (run_dir / "losses.json").exists()
     assert 4 <= load_checkpoint(latest_checkpoint(run_dir))["step"] < 10
-    resumed = _spawn(run_dir, 0.0)
-    assert resumed.wait(timeout=180) == 0, resumed.communicate()[1][-2000:]
-    assert ref.wait(timeout=180) == 0, ref.communicate()[1][-2000:]
-    assert json.loads((ref_dir / "losses.json").read_text()) == json.loads((run_dir / "losses.json").read_text())
+    finish(spawn_worker(HERE, run_dir, 0.0))
+    finish(ref)
+    assert losses(ref_dir) == losses(run_dir)
     # checkpoint averaging of the kept checkpoints equals the hand-made mean
     model = tiny_model()
     used = average_last(model, run_dir, 3)

@@ -1,9 +1,6 @@
 """Tests of kaiyuan_nb.train: loader, schedules, optimizer groups, exact resume after SIGKILL,
 divergence handling, checkpoint averaging, bad input. Real text: bytes of a stdlib source file."""
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from killtest import finish, kill_when_exists, losses, spawn_worker
 from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
 from kaiyuan_nb.train import (Callback, LRSchedule, MixtureLoader, MixtureStages, TrainConfig,
@@ -65,34 +63,18 @@ def worker(out_dir: str, sleep: float) -> None:
     (Path(out_dir) / "losses.json").write_text(json.dumps(res.losses))
 
 
-def _spawn(out_dir: Path, sleep: float) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, str(HERE), "worker", str(out_dir), str(sleep)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
-    ref = _spawn(ref_dir, 0.0)
-    victim = _spawn(run_dir, 0.25)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (run_dir / "checkpoints" / "step_000006.pt").exists():
-        assert victim.poll() is None, victim.communicate()[1][-2000:]
-        time.sleep(0.02)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    ref = spawn_worker(HERE, ref_dir, 0.0)
+    victim = spawn_worker(HERE, run_dir, 0.25)
+    kill_when_exists(victim, run_dir / "checkpoints" / "step_000006.pt", timeout=120)
     assert not (run_dir / "losses.json").exists()  # it really died mid-run
     killed_at = load_checkpoint(latest_checkpoint(run_dir))["step"]
     assert 6 <= killed_at < 12
     assert not list((run_dir / "checkpoints").glob("*.tmp"))  # no half-written checkpoint is visible
-    resumed = _spawn(run_dir, 0.0)
-    out, err = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, err[-2000:]
-    out, err = ref.communicate(timeout=180)
-    assert ref.returncode == 0, err[-2000:]
-    a = json.loads((ref_dir / "losses.json").read_text())
-    b = json.loads((run_dir / "losses.json").read_text())
+    finish(spawn_worker(HERE, run_dir, 0.0))
+    finish(ref)
+    a, b = losses(ref_dir), losses(run_dir)
     assert len(a) == len(b) == 12
     assert a == b  # bitwise: the floats are written with full precision
     assert [p.name for p in checkpoint_paths(run_dir)] == ["step_000009.pt", "step_000012.pt"]  # keep_last=2
