@@ -709,7 +709,7 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
     out["ended"] = format_rates(all_replies)["ended"]
     if suite is not None:
         from kaiyuan_nb.eval import evaluate
-        df = evaluate(model, tokenizer, suite, progress=progress)
+        df = evaluate(model, tokenizer, suite, progress=False)
         out["suite"] = df.to_dict(orient="records")
     out["seconds"] = time.perf_counter() - t0
     return out
