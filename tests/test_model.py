@@ -137,6 +137,7 @@ def test_save_and_load_in_fresh_process(tmp_path):
     torch.save({"ids": ids, "logits": m(ids).logits.detach()}, tmp_path / "expected.pt")
     code = (
         "import sys, torch\n"
+        f"torch.set_num_threads({torch.get_num_threads()})  # same kernels as the parent: bitwise-equal logits\n"
         "import kaiyuan_nb.model\n"
         "from transformers import AutoModelForCausalLM\n"
         f"d = {str(tmp_path)!r}\n"
