@@ -23,7 +23,15 @@ from kaiyuan_nb import sft as S
 from kaiyuan_nb.train import batch_loss, checkpoint_paths, latest_checkpoint, load_checkpoint, split_batch
 
 HERE = Path(__file__).resolve()
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    "Tiny models run fastest on one thread; restored afterwards so other test files are not affected."
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def make_tokenizer():
