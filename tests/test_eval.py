@@ -20,13 +20,7 @@ from conftest import ROOT
 
 
 # ---------------------------------------------------------------- fixtures
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    "Tiny models gain nothing from 2 threads, and on a busy shared CPU 2 OpenMP threads are many times slower."
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ from kaiyuan_nb.train import batch_loss, checkpoint_paths, latest_checkpoint, lo
 HERE = Path(__file__).resolve()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "Tiny models run fastest on one thread; restored afterwards so other test files are not affected."
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_tokenizer():
