@@ -151,12 +151,11 @@ def _fit_to_budget(ids: np.ndarray, lengths: np.ndarray, budget: int, rng: np.ra
     return np.concatenate([np.tile(ids, whole), ids[np.sort(order[:extra])]])
 
 def _phase_items(phase: Phase, sources: list[str], n_docs: dict[str, int], ranks: dict[str, np.ndarray | None],
-                 subset: dict[str, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    "(source index, document piece) of every copy a phase's picks select from the run's subset."
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    "(source index, document piece) of every copy a phase's picks select."
     src_of, doc_of = [], []
     for pk in phase.picks:
         ids = pick_documents(pk, n_docs[pk.source], ranks[pk.source], rng)
-        ids = ids[subset[pk.source][ids]]
         src_of.append(np.full(len(ids), sources.index(pk.source)))
         doc_of.append(ids)
     return np.concatenate(src_of), np.concatenate(doc_of)
@@ -194,17 +193,19 @@ def build_curriculum(corpus: Any, phases: Sequence[Phase], total_tokens: int, se
         ranks[s] = None if doc_ranks is None else doc_ranks[unit_doc[s]]
     unit_len = {s: spans[s][:, 1] - spans[s][:, 0] for s in sources}
     n_units = {s: len(unit_len[s]) for s in sources}
-    full = {s: np.ones(n_units[s], dtype=bool) for s in sources}
-    natural = sum(int(unit_len[sources[si]][u]) for pi, p in enumerate(phases)
-                  for si, u in zip(*_phase_items(p, sources, n_units, ranks, full, np.random.default_rng([seed, pi]))))
+    everything = []
+    for pi, p in enumerate(phases):
+        src_of, unit_of = _phase_items(p, sources, n_units, ranks, np.random.default_rng([seed, pi]))
+        lengths = np.array([unit_len[sources[s]][u] for s, u in zip(src_of, unit_of)], dtype=np.int64)
+        everything.append((src_of, unit_of, lengths))
+    natural = sum(int(lengths.sum()) for _, _, lengths in everything)
     rate = min(1.0, 1.05 * (total_tokens + 1) / natural)
     draw = np.random.default_rng([seed, 10_000])
     subset = {s: draw.random(n_units[s]) < rate for s in sources}
     picked = []
-    for pi, p in enumerate(phases):
-        src_of, unit_of = _phase_items(p, sources, n_units, ranks, subset, np.random.default_rng([seed, pi]))
-        lengths = np.array([unit_len[sources[s]][u] for s, u in zip(src_of, unit_of)], dtype=np.int64)
-        picked.append((src_of, unit_of, lengths))
+    for src_of, unit_of, lengths in everything:
+        keep = np.array([subset[sources[s]][u] for s, u in zip(src_of, unit_of)], dtype=bool)
+        picked.append((src_of[keep], unit_of[keep], lengths[keep]))
     sizes = np.array([int(l.sum()) for _, _, l in picked], dtype=np.float64)
     if (sizes == 0).any():
         empty = [p.name for p, n in zip(phases, sizes) if n == 0]
