@@ -26,12 +26,14 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['SCALES', 'CLAIM_STATUSES', 'TRACKED_PACKAGES', 'README_BEGIN', 'README_END', 'CHAPTER_RE', 'CHROMIUM_ARGS',
-           'ModelSize', 'Scale', 'ConfigError', 'get_scale', 'pick_budget', 'seed_everything', 'pick_device',
-           'training_precision', 'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'read_json',
-           'atomic_torch_save', 'torch_load', 'repo_root', 'default_run_dir', 'chapter_dir', 'results_dir_for',
-           'git_commit', 'package_versions', 'claim', 'write_results', 'load_results', 'ChapterRun', 'claims_frame',
-           'results_markdown', 'update_readme', 'list_chapters', 'select_chapters', 'ChapterFailed', 'run_chapter',
+__all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_FIELDS', 'README_BEGIN', 'README_END',
+           'CLAIM_COLUMNS', 'CHAPTER_RE', 'CHROMIUM_ARGS', 'ModelSize', 'Scale', 'ConfigError', 'get_scale',
+           'pick_budget', 'seed_everything', 'pick_device', 'training_precision', 'atomic_write', 'atomic_write_bytes',
+           'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load', 'repo_root', 'default_run_dir',
+           'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit', 'package_versions', 'machine_info',
+           'load_average', 'notebook_code', 'code_hash', 'computed_at_commit', 'write_results', 'load_results',
+           'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally', 'claims_markdown', 'results_markdown',
+           'update_readme', 'list_chapters', 'select_chapters', 'ChapterFailed', 'run_chapter', 'check_needs',
            'run_chapters', 'main', 'build_site', 'chromium_path', 'check_site', 'docs_main']
 
 # %% ../nbs/00_core.ipynb #c005
@@ -80,7 +82,7 @@ SCALES: dict[str, Scale] = {
         name="report",
         model=ModelSize(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2,
                         intermediate_size=768, vocab_size=8192, seq_len=256),
-        seeds=(0, 1), docs_per_source=4000, train_tokens=600_000, batch_size=16,
+        seeds=(0, 1, 2), docs_per_source=4000, train_tokens=600_000, batch_size=16,
         eval_items=400, minutes_budget=15.0),
     "gpu": Scale(
         name="gpu",
@@ -252,20 +254,31 @@ def results_dir_for(scale: str, run_dir: str | Path) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
+# %% ../nbs/00_core.ipynb #c019b
+LATEST = "LATEST"  # file in `<run_dir>/<chapter>/` naming the cache directory of the chapter's last finished run
+CHAPTER_NEEDS = {"07_curriculum": ("06_calibration",), "08_training": ("06_calibration",),
+                 "09_sft": ("08_training",)}  # chapter -> chapters whose artifacts it reads (01's corpus builds on demand)
+
+def chapter_artifact(run_dir: str | Path, chapter: str, name: str) -> Path:
+    "Path of artifact `name` that `chapter` wrote into its cache dir; a clear error naming the chapter when missing."
+    latest = Path(run_dir) / chapter / LATEST
+    path = Path(run_dir) / chapter / latest.read_text().strip() / name if latest.exists() else None
+    if path is None or not path.exists():
+        raise ConfigError(f"{name!r} of chapter {chapter} is missing in {run_dir}: run that chapter first "
+                          f"(kaiyuan-report --only {chapter} ... with the same --scale and --run-dir)")
+    return path
+
 # %% ../nbs/00_core.ipynb #c022
-CLAIM_STATUSES = ("reproduced", "not reproduced", "not testable at this scale")
 TRACKED_PACKAGES = ("torch", "transformers", "datasets", "tokenizers", "datasketch", "numpy",
                     "pandas", "papermill", "nbdev", "pyspark")
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
 def git_commit(root: str | Path | None = None) -> str:
-    "Current git commit of the project (with '+dirty' when the tree has changes), or 'unknown'."
-    root = Path(root or repo_root())
+    "Current HEAD commit of the project, or 'unknown' outside a git checkout."
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
+        return _git(Path(root or repo_root()), "rev-parse", "HEAD").strip()
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "unknown"
 
@@ -279,14 +292,90 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
             versions[n] = "not installed"
     return versions
 
-def claim(claim: str, status: str, evidence: str) -> dict[str, str]:
-    "One claim row: the paper's claim, our status, and the measured evidence."
-    if status not in CLAIM_STATUSES:
-        raise ConfigError(f"claim status: expected one of {list(CLAIM_STATUSES)}, got {status!r}")
-    if not evidence.strip():
-        raise ConfigError(f"claim {claim!r}: evidence must state the measured numbers")
-    return {"claim": claim, "status": status, "evidence": evidence}
+def machine_info() -> dict[str, Any]:
+    "CPU model, logical cores and torch's thread count now."
+    cpu = platform.processor() or "unknown"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
 
+def load_average() -> float:
+    "The 1-minute load average (what a measurement's 'idle machine' is checked against)."
+    return round(os.getloadavg()[0], 2)
+
+# %% ../nbs/00_core.ipynb #c022b
+_MODULE_RE = re.compile(r"kaiyuan_nb\.([a-z_][a-z0-9_]*)|from \.([a-z_][a-z0-9_]*) import|from kaiyuan_nb import ([\w, ]+)")
+
+def _read_source(root: Path, path: str, rev: str | None) -> str | None:
+    "A file's text in the working tree, or at git revision `rev`; None when it does not exist there."
+    if rev is None:
+        p = root / path
+        return p.read_text(encoding="utf-8") if p.exists() else None
+    try:
+        return _git(root, "show", f"{rev}:{path}")
+    except subprocess.CalledProcessError:
+        return None
+
+def _list_sources(root: Path, pattern: str, rev: str | None) -> list[str]:
+    "Paths (relative to root) matching a glob `pattern`, in the working tree or at `rev`."
+    if rev is None:
+        return sorted(str(p.relative_to(root)) for p in root.glob(pattern))
+    import fnmatch
+    return sorted(p for p in _git(root, "ls-tree", "-r", "--name-only", rev).splitlines() if fnmatch.fnmatch(p, pattern))
+
+def notebook_code(text: str) -> str:
+    "The code cells of a notebook's JSON, without outputs and without papermill's injected parameters."
+    cells = json.loads(text)["cells"]
+    return "\n# %%\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"
+                           and "injected-parameters" not in c.get("metadata", {}).get("tags", []))
+
+def _library_closure(code: str, root: Path, rev: str | None) -> dict[str, str]:
+    "Library modules `code` imports, transitively (always with core and the package __init__)."
+    found: dict[str, str] = {}
+    todo = [code, "kaiyuan_nb.core kaiyuan_nb.__init__"]
+    while todo:
+        for m in _MODULE_RE.finditer(todo.pop()):
+            names = [m.group(1) or m.group(2)] if (m.group(1) or m.group(2)) else re.findall(r"\w+", m.group(3))
+            for name in names:
+                path = f"kaiyuan_nb/{name}.py"
+                if path not in found and (text := _read_source(root, path, rev)) is not None:
+                    found[path] = text
+                    todo.append(text)
+    return found
+
+# %% ../nbs/00_core.ipynb #c022c
+def code_hash(chapter: str, scale: str, root: str | Path | None = None, rev: str | None = None) -> str:
+    """sha256 of what defines a chapter's numbers: its notebook's code cells, the library modules they reach
+    through imports, the data manifests and pipeline YAMLs, and the scale (working tree, or git revision `rev`)."""
+    import hashlib
+    root = Path(root or repo_root())
+    nb = _read_source(root, f"nbs/{chapter}.ipynb", rev)
+    if nb is None:
+        raise ConfigError(f"chapter {chapter!r}: nbs/{chapter}.ipynb does not exist" + (f" at {rev}" if rev else ""))
+    parts = {"scale": scale, "notebook": notebook_code(nb), **_library_closure(notebook_code(nb), root, rev)}
+    for pattern in ("data_manifests/*.yaml", "pipelines/*.yaml"):
+        parts.update({p: _read_source(root, p, rev) or "" for p in _list_sources(root, pattern, rev)})
+    h = hashlib.sha256()
+    for key in sorted(parts):
+        h.update(f"{key}\0{parts[key]}\0".encode())
+    return h.hexdigest()
+
+def computed_at_commit(chapter: str, scale: str, root: str | Path | None = None) -> str:
+    "HEAD's commit when the chapter's code there equals the working tree's, else HEAD + '+dirty'."
+    root = Path(root or repo_root())
+    head = git_commit(root)
+    if head == "unknown":
+        return head
+    try:
+        same = code_hash(chapter, scale, root, rev="HEAD") == code_hash(chapter, scale, root)
+    except ConfigError:  # the chapter is not committed yet
+        same = False
+    return head if same else head + "+dirty"
+
+# %% ../nbs/00_core.ipynb #c022d
 def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
@@ -299,15 +388,24 @@ def _check_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         out[k] = v.item() if isinstance(v, (np.integer, np.floating)) else v
     return out
 
+PROVENANCE_FIELDS = ("computed_at_commit", "code_hash", "compute_s", "render_s", "machine")
+
 def write_results(results_dir: str | Path, chapter: str, scale: str, seeds: Iterable[int],
-                  metrics: dict[str, Any], claims: list[dict[str, str]], wall_s: float,
-                  extra: dict[str, Any] | None = None) -> Path:
-    "Validate and atomically write `<results_dir>/<chapter>.json` in the report's schema."
-    claims = [claim(c["claim"], c["status"], c["evidence"]) for c in claims]
+                  metrics: dict[str, Any], claims: list[dict[str, Any]], provenance: dict[str, Any],
+                  tokens_trained: int = 0, train_flops: float = 0.0, extra: dict[str, Any] | None = None) -> Path:
+    "Validate (metrics, claims via `verdicts.validate_claim`, provenance) and atomically write `<results_dir>/<chapter>.json`."
+    from kaiyuan_nb.verdicts import validate_claim
+    missing = [f for f in PROVENANCE_FIELDS if f not in provenance]
+    if missing:
+        raise ConfigError(f"{chapter}: provenance is missing {missing}")
+    claims = [validate_claim(c) for c in claims]
+    ids = [c["id"] for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{chapter}: claim ids must be unique, got {ids}")
     record = {"chapter": chapter, "scale": scale, "seeds": [int(s) for s in seeds],
-              "git_commit": git_commit(), "versions": package_versions(),
-              "wall_s": round(float(wall_s), 2), "metrics": _check_metrics(metrics),
-              "claims": claims}
+              **{f: provenance[f] for f in PROVENANCE_FIELDS}, "versions": package_versions(),
+              "tokens_trained": int(tokens_trained), "train_flops": float(train_flops),
+              "metrics": _check_metrics(metrics), "claims": claims}
     if extra: record["extra"] = extra
     return atomic_write_json(Path(results_dir) / f"{chapter}.json", record)
 
@@ -318,13 +416,26 @@ def load_results(results_dir: str | Path) -> dict[str, dict[str, Any]]:
 
 # %% ../nbs/00_core.ipynb #c023
 class ChapterRun:
-    "Times a chapter run and writes its results record and figures into the right results dir."
+    """A chapter's run: its code-keyed cache directory, its compute ledger, figures and results record.
+
+    `dir` is `<run_dir>/<chapter>/<code hash[:12]>`, so a change to the chapter's code (notebook, the library
+    modules it imports, manifests) starts from a cold cache. `provenance.json` there is the ledger: the commit
+    that computed the numbers, compute seconds (summed over executions until the chapter first finished) and
+    the machine; later executions only re-render, and their time is `render_s`."""
     def __init__(self, chapter: str, scale: str, seed: int = 0, run_dir: str | Path | None = None):
         self.scale = get_scale(scale)
         self.chapter, self.seed = chapter, seed
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(self.scale.name)
-        self.dir = chapter_dir(self.run_dir, chapter)
+        self.code_hash = code_hash(chapter, self.scale.name)
+        self.dir = chapter_dir(self.run_dir, chapter, self.code_hash[:12])
         self.results_dir = results_dir_for(self.scale.name, self.run_dir)
+        self.ledger_path = self.dir / "provenance.json"
+        if not self.ledger_path.exists():
+            atomic_write_json(self.ledger_path, {
+                "code_hash": self.code_hash, "computed_at_commit": computed_at_commit(chapter, self.scale.name),
+                "compute_s": 0.0, "complete": False, "machine": {"load_avg_start": load_average()}})
+        self.ledger = read_json(self.ledger_path)
+        self.rendering = bool(self.ledger["complete"])
         self.start = time.perf_counter()
         seed_everything(seed)
 
@@ -333,51 +444,123 @@ class ChapterRun:
         path = self.results_dir / f"{self.chapter}_{name}.png"
         return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110, bbox_inches="tight"))
 
-    def finish(self, metrics: dict[str, Any], claims: list[dict[str, str]],
-               seeds: Iterable[int] | None = None, extra: dict[str, Any] | None = None) -> Path:
-        "Write the chapter's results JSON with its wall time."
+    def finish(self, metrics: dict[str, Any], claims: list[dict[str, Any]], seeds: Iterable[int] | None = None,
+               extra: dict[str, Any] | None = None, tokens_trained: int = 0, train_flops: float = 0.0) -> Path:
+        "Close the ledger (first finish only), mark this chapter's cache as the latest, and write the results JSON."
+        elapsed = time.perf_counter() - self.start
+        if not self.rendering:
+            self.ledger["compute_s"] = round(self.ledger["compute_s"] + elapsed, 2)
+            self.ledger["machine"].update(machine_info(), load_avg_end=load_average())
+            self.ledger["complete"] = True
+            atomic_write_json(self.ledger_path, self.ledger)
+        atomic_write_bytes(self.run_dir / self.chapter / LATEST, self.dir.name.encode())
+        provenance = {"computed_at_commit": self.ledger["computed_at_commit"], "code_hash": self.code_hash,
+                      "compute_s": self.ledger["compute_s"], "render_s": round(elapsed, 2),
+                      "machine": self.ledger["machine"]}
         return write_results(self.results_dir, self.chapter, self.scale.name,
-                             seeds if seeds is not None else self.scale.seeds, metrics, claims,
-                             time.perf_counter() - self.start, extra)
+                             seeds if seeds is not None else self.scale.seeds, metrics, claims, provenance,
+                             tokens_trained, train_flops, extra)
 
 # %% ../nbs/00_core.ipynb #c026
 README_BEGIN, README_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
+CLAIM_COLUMNS = ("chapter", "id", "kind", "claim", "source", "paper_effect", "metric", "direction", "estimate",
+                 "ci", "n_seeds", "n_items", "mde", "status", "rule", "evidence")
 
 def claims_frame(results: dict[str, dict[str, Any]]) -> "pd.DataFrame":
-    "One row per claim: chapter, claim, status, evidence, scale."
+    "One row per claim with every schema field and its chapter."
     import pandas as pd
-    rows = [{"chapter": ch, "claim": c["claim"], "status": c["status"], "evidence": c["evidence"],
-             "scale": r["scale"]} for ch, r in results.items() for c in r.get("claims", [])]
-    return pd.DataFrame(rows, columns=["chapter", "claim", "status", "evidence", "scale"])
+    rows = [{"chapter": ch, **{k: c.get(k) for k in CLAIM_COLUMNS[1:]}} for ch, r in results.items()
+            for c in r.get("claims", [])]
+    return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
-def _md_cell(text: Any) -> str:
+def stale_chapters(results: dict[str, dict[str, Any]], root: str | Path | None = None) -> list[str]:
+    "Chapters whose recorded code_hash differs from what their code hashes to now (or that have no hash)."
+    stale = []
+    for ch, r in results.items():
+        try:
+            current = code_hash(ch, r["scale"], root)
+        except ConfigError:  # the chapter's notebook is gone
+            current = None
+        if r.get("code_hash") != current:
+            stale.append(ch)
+    return stale
+
+def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
-def results_markdown(results: dict[str, dict[str, Any]]) -> str:
-    "Markdown tables of claims and metrics for the README."
-    if not results:
-        return "_No results yet: run `make report`._"
-    lines = ["| chapter | claim | status | evidence |", "|---|---|---|---|"]
-    for row in claims_frame(results).itertuples():
-        lines.append(f"| {row.chapter} | {_md_cell(row.claim)} | **{row.status}** | {_md_cell(row.evidence)} |")
-    lines += ["", "| chapter | scale | metric | value |", "|---|---|---|---|"]
-    for ch, r in results.items():
-        for k, v in r["metrics"].items():
-            lines.append(f"| {ch} | {r['scale']} | `{k}` | {v:.4g} |")
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{x:+.3g}"
+
+def _estimate(c: Any) -> str:
+    return "not measured" if c.estimate is None else f"{_num(c.estimate)} [{_num(c.ci[0])}, {_num(c.ci[1])}]"
+
+# %% ../nbs/00_core.ipynb #c026b
+def claims_tally(results: dict[str, dict[str, Any]]) -> str:
+    "Headline: how many of the papers' claims are reproduced / contradicted / inconclusive (checks not counted)."
+    frame = claims_frame(results)
+    paper, checks = frame[frame.kind == "paper"], frame[frame.kind == "check"]
+    counts = {s: int((paper.status == s).sum()) for s in ("reproduced", "contradicted", "inconclusive")}
+    return (f"**Papers' claims: {len(paper)}** — {counts['reproduced']} reproduced, {counts['contradicted']} "
+            f"contradicted, {counts['inconclusive']} inconclusive at our scale. Our own implementation checks: "
+            f"{int((checks.status == 'passed').sum())} passed, {int((checks.status == 'failed').sum())} failed.")
+
+def claims_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = ()) -> str:
+    "Paper claims first (claim · paper reports · estimate [95% CI] · seeds · MDE · status), then our checks."
+    frame, stale = claims_frame(results), set(stale)
+    mark = lambda ch: f"{ch} (stale)" if ch in stale else ch
+    lines = [claims_tally(results), "", "| chapter | claim | paper reports | our estimate [95% CI] | metric | seeds | "
+             "MDE | status |", "|---|---|---|---|---|---|---|---|"]
+    for c in frame[frame.kind == "paper"].itertuples():
+        lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} ({_md(c.source)}) | {_md(c.paper_effect or '—')} | "
+                     f"{_estimate(c)} | `{c.metric}` ({c.direction}) | {c.n_seeds} | "
+                     f"{'—' if c.mde is None else f'{c.mde:.3g}'} | **{c.status}** |")
+    lines += ["", "Our own checks (implementation and design; never counted as reproductions):", "",
+              "| chapter | check | value | rule | status |", "|---|---|---|---|---|"]
+    for c in frame[frame.kind == "check"].itertuples():
+        value = "—" if c.estimate is None else f"{c.estimate:.4g}"
+        lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} | {value} | {_md(c.rule)} | **{c.status}** |")
     return "\n".join(lines)
 
-def update_readme(readme: str | Path, results_dir: str | Path) -> bool:
-    "Regenerate the README table between the markers; returns whether the file changed."
+def results_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = ()) -> str:
+    "RESULTS.md: the claims tables, every claim's evidence, provenance per chapter and all metrics."
+    if not results:
+        return "_No results yet: run `make report`._"
+    frame = claims_frame(results)
+    lines = ["# Results", "", "Generated from `results/*.json` by `make report`; do not edit by hand.", "",
+             claims_markdown(results, stale), "", "## Evidence", "", "| chapter | id | evidence | rule |", "|---|---|---|---|"]
+    lines += [f"| {c.chapter} | `{c.id}` | {_md(c.evidence)} | {_md(c.rule)} |" for c in frame.itertuples()]
+    lines += ["", "## Provenance", "", "| chapter | scale | seeds | computed at | compute s | render s | load avg start/end "
+              "| tokens trained | stale |", "|---|---|---|---|---|---|---|---|---|"]
+    for ch, r in results.items():
+        m = r.get("machine", {})
+        lines.append(f"| {ch} | {r['scale']} | {len(r['seeds'])} | `{str(r.get('computed_at_commit', '?'))[:10]}` | "
+                     f"{r.get('compute_s', '?')} | {r.get('render_s', '?')} | {m.get('load_avg_start')}/{m.get('load_avg_end')} "
+                     f"| {r.get('tokens_trained', 0):,} | {'yes' if ch in set(stale) else 'no'} |")
+    lines += ["", "## Metrics", "", "| chapter | metric | value |", "|---|---|---|"]
+    lines += [f"| {ch} | `{k}` | {v:.4g} |" for ch, r in results.items() for k, v in r["metrics"].items()]
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/00_core.ipynb #c026c
+def update_readme(readme: str | Path, results_dir: str | Path, results_md: str | Path | None = None,
+                  root: str | Path | None = None) -> bool:
+    "Regenerate the README's claims table between the markers and RESULTS.md beside it; whether anything changed."
     readme = Path(readme)
+    results = load_results(results_dir)
+    stale = stale_chapters(results, root)
     text = readme.read_text(encoding="utf-8")
     if README_BEGIN not in text or README_END not in text:
         raise ConfigError(f"{readme}: missing the markers {README_BEGIN} ... {README_END}")
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    new = f"{head}{README_BEGIN}\n{results_markdown(load_results(results_dir))}\n{README_END}{tail}"
+    table = claims_markdown(results, stale) if results else "_No results yet: run `make report`._"
+    new = f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}"
+    results_md = Path(results_md or readme.parent / "RESULTS.md")
+    full = results_markdown(results, stale)
+    changed = new != text or not results_md.exists() or results_md.read_text(encoding="utf-8") != full
     if new != text:
         atomic_write_bytes(readme, new.encode())
-    return new != text
+    atomic_write_bytes(results_md, full.encode())
+    return changed
 
 # %% ../nbs/00_core.ipynb #c029
 CHAPTER_RE = re.compile(r"^\d\d_[a-z0-9_]+$")
@@ -426,6 +609,13 @@ def _hide_injected_parameters(nb_path: Path) -> bytes:
             cell.metadata["tags"] = [*tags, "remove-cell"]
     return nbformat.writes(nb).encode()
 
+def _notebook_run_dir(run_dir: str | Path, nbs_dir: Path) -> str:
+    "`run_dir` as the notebook (cwd `nbs_dir`) sees it: relative inside the project, so no machine path is saved."
+    run_dir, nbs_dir = Path(run_dir).resolve(), nbs_dir.resolve()
+    if run_dir.is_relative_to(nbs_dir.parent):
+        return os.path.relpath(run_dir, nbs_dir)
+    return str(run_dir)
+
 def run_chapter(name: str, scale: str, seed: int, run_dir: str | Path, nbs_dir: str | Path,
                 in_place: bool, log_output: bool = False) -> float:
     "Execute one chapter notebook with papermill; return its wall time in seconds."
@@ -440,7 +630,7 @@ def run_chapter(name: str, scale: str, seed: int, run_dir: str | Path, nbs_dir: 
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(executed), cwd=str(nbs_dir), kernel_name="python3",
-                            parameters={"scale": scale, "seed": seed, "run_dir": str(Path(run_dir).resolve())},
+                            parameters={"scale": scale, "seed": seed, "run_dir": _notebook_run_dir(run_dir, nbs_dir)},
                             progress_bar=False, log_output=log_output)
     except pm.PapermillExecutionError as e:
         raise ChapterFailed(f"chapter {name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
@@ -453,6 +643,14 @@ def run_chapter(name: str, scale: str, seed: int, run_dir: str | Path, nbs_dir: 
     return time.perf_counter() - start
 
 # %% ../nbs/00_core.ipynb #c031
+def check_needs(chapters: list[str], run_dir: str | Path) -> None:
+    "Fail before running anything when a chapter needs another chapter's artifacts that neither exist nor run first."
+    for i, name in enumerate(chapters):
+        for need in CHAPTER_NEEDS.get(name, ()):
+            if need not in chapters[:i] and not (Path(run_dir) / need / LATEST).exists():
+                raise ConfigError(f"chapter {name} needs the artifacts of {need}, which has not run in {run_dir}: "
+                                  f"add it (--only {need} {name}) or run it first")
+
 def run_chapters(scale: str = "smoke", seed: int = 0, run_dir: str | Path | None = None,
                  only: list[str] | None = None, start_from: str | None = None,
                  in_place: bool = False, nbs_dir: str | Path | None = None,
@@ -465,6 +663,7 @@ def run_chapters(scale: str = "smoke", seed: int = 0, run_dir: str | Path | None
         raise ConfigError(f"nbs_dir: {nbs_dir} is not a directory")
     chapters = select_chapters(list_chapters(nbs_dir), only, start_from)
     run_dir = Path(run_dir or default_run_dir(scale))
+    check_needs(chapters, run_dir)
     times: dict[str, float] = {}
     bar = tqdm(chapters, desc=f"report[{scale}]", unit="chapter")
     for name in bar:
@@ -487,12 +686,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nbs-dir", default=None)
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
     ap.add_argument("--list", action="store_true", help="list the chapters and exit")
+    ap.add_argument("--stale", action="store_true", help="list chapters whose results no longer match their code")
+    ap.add_argument("--only-stale", action="store_true", help="rerun just the stale chapters (and the index)")
     args = ap.parse_args(argv)
     try:
         if args.list:
             print("\n".join(list_chapters(args.nbs_dir)))
             return 0
-        times = run_chapters(args.scale, args.seed, args.run_dir, args.only, args.start_from,
+        only = args.only
+        if args.stale or args.only_stale:
+            get_scale(args.scale)
+            results_dir = results_dir_for(args.scale, args.run_dir or default_run_dir(args.scale))
+            chapters = [c for c in list_chapters(args.nbs_dir) if c != "index"]
+            results = load_results(results_dir)
+            stale = stale_chapters(results) + [c for c in chapters if c not in results]
+            stale = [c for c in chapters if c in stale]
+            if args.stale:
+                print("\n".join(stale) if stale else f"no stale chapter in {results_dir}")
+                return 0
+            if not stale:
+                print(f"kaiyuan-report: nothing stale in {results_dir}")
+                return 0
+            only = stale + ["index"]
+        times = run_chapters(args.scale, args.seed, args.run_dir, only, args.start_from,
                              args.in_place, args.nbs_dir, args.log_output)
     except (ConfigError, ChapterFailed, FileNotFoundError) as e:
         print(f"kaiyuan-report: error: {e}", file=sys.stderr)
