@@ -7,7 +7,8 @@ JOBS   ?= 2
 
 .PHONY: install system-deps sync-check nbdev-test pytest test smoke report docs clean lab
 
-$(STAMP): settings.ini setup.py pyproject.toml
+# pyproject.toml is left out: nbdev_export rewrites it (same content, new mtime), which would reinstall every time.
+$(STAMP): settings.ini setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"

@@ -34,7 +34,7 @@ __all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_
            'load_average', 'notebook_code', 'code_hash', 'computed_at_commit', 'write_results', 'load_results',
            'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally', 'claims_markdown', 'results_markdown',
            'update_readme', 'list_chapters', 'select_chapters', 'ChapterFailed', 'run_chapter', 'check_needs',
-           'run_chapters', 'main', 'build_site', 'chromium_path', 'check_site', 'docs_main']
+           'run_chapters', 'main', 'build_site', 'chromium_path', 'chapter_title', 'check_site', 'docs_main']
 
 # %% ../nbs/00_core.ipynb #c005
 @dataclass(frozen=True)
@@ -353,6 +353,8 @@ def code_hash(chapter: str, scale: str, root: str | Path | None = None, rev: str
     import hashlib
     root = Path(root or repo_root())
     nb = _read_source(root, f"nbs/{chapter}.ipynb", rev)
+    if nb is None and rev is None and (Path.cwd() / f"{chapter}.ipynb").exists():  # a chapter outside the project
+        nb = (Path.cwd() / f"{chapter}.ipynb").read_text(encoding="utf-8")
     if nb is None:
         raise ConfigError(f"chapter {chapter!r}: nbs/{chapter}.ipynb does not exist" + (f" at {rev}" if rev else ""))
     parts = {"scale": scale, "notebook": notebook_code(nb), **_library_closure(notebook_code(nb), root, rev)}
@@ -504,8 +506,8 @@ def claims_tally(results: dict[str, dict[str, Any]]) -> str:
             f"contradicted, {counts['inconclusive']} inconclusive at our scale. Our own implementation checks: "
             f"{int((checks.status == 'passed').sum())} passed, {int((checks.status == 'failed').sum())} failed.")
 
-def claims_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = ()) -> str:
-    "Paper claims first (claim · paper reports · estimate [95% CI] · seeds · MDE · status), then our checks."
+def claims_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = (), checks: bool = True) -> str:
+    "Paper claims (claim · paper reports · estimate [95% CI] · seeds · MDE · status), then (with `checks`) our checks."
     frame, stale = claims_frame(results), set(stale)
     mark = lambda ch: f"{ch} (stale)" if ch in stale else ch
     lines = [claims_tally(results), "", "| chapter | claim | paper reports | our estimate [95% CI] | metric | seeds | "
@@ -514,6 +516,8 @@ def claims_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = (
         lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} ({_md(c.source)}) | {_md(c.paper_effect or '—')} | "
                      f"{_estimate(c)} | `{c.metric}` ({c.direction}) | {c.n_seeds} | "
                      f"{'—' if c.mde is None else f'{c.mde:.3g}'} | **{c.status}** |")
+    if not checks:
+        return "\n".join(lines)
     lines += ["", "Our own checks (implementation and design; never counted as reproductions):", "",
               "| chapter | check | value | rule | status |", "|---|---|---|---|---|"]
     for c in frame[frame.kind == "check"].itertuples():
@@ -543,7 +547,7 @@ def results_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = 
 # %% ../nbs/00_core.ipynb #c026c
 def update_readme(readme: str | Path, results_dir: str | Path, results_md: str | Path | None = None,
                   root: str | Path | None = None) -> bool:
-    "Regenerate the README's claims table between the markers and RESULTS.md beside it; whether anything changed."
+    "Regenerate the README's paper-claims table between the markers and RESULTS.md (everything) beside it."
     readme = Path(readme)
     results = load_results(results_dir)
     stale = stale_chapters(results, root)
@@ -552,7 +556,7 @@ def update_readme(readme: str | Path, results_dir: str | Path, results_md: str |
         raise ConfigError(f"{readme}: missing the markers {README_BEGIN} ... {README_END}")
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    table = claims_markdown(results, stale) if results else "_No results yet: run `make report`._"
+    table = claims_markdown(results, stale, checks=False) if results else "_No results yet: run `make report`._"
     new = f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}"
     results_md = Path(results_md or readme.parent / "RESULTS.md")
     full = results_markdown(results, stale)
@@ -742,16 +746,15 @@ def chromium_path() -> str:
             return shutil.which(name)
     raise FileNotFoundError("no Chromium found: run `bash tools/system_deps.sh` (apt-get install chromium)")
 
+def chapter_title(name: str, nbs_dir: str | Path | None = None) -> str:
+    "A chapter's title: its notebook's first '# ' heading (the name when it has none)."
+    cells = json.loads((Path(nbs_dir or repo_root() / "nbs") / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+    return next((l[2:].strip() for c in cells if c["cell_type"] == "markdown"
+                 for l in "".join(c["source"]).splitlines() if l.startswith("# ")), name)
+
 def _page_titles(nbs_dir: Path) -> dict[str, str]:
-    "Expected page path → chapter title (the notebook's first '# ' heading)."
-    import nbformat
-    titles = {}
-    for name in list_chapters(nbs_dir):
-        nb = nbformat.read(nbs_dir / f"{name}.ipynb", as_version=4)
-        heading = next((l[2:].strip() for c in nb.cells if c.cell_type == "markdown"
-                        for l in c.source.splitlines() if l.startswith("# ")), name)
-        titles[f"nbs/{name}.html"] = heading
-    return titles
+    "Expected page path → chapter title."
+    return {f"nbs/{name}.html": chapter_title(name, nbs_dir) for name in list_chapters(nbs_dir)}
 
 # %% ../nbs/00_core.ipynb #c036
 def check_site(site: str | Path, nbs_dir: str | Path | None = None,

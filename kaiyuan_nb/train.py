@@ -29,7 +29,7 @@ __all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEY
            'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
            'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
            'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
-           'matmul_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
+           'matmul_peak_gflops', 'theoretical_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -644,13 +644,22 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 3, device: str | torch.device 
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best / 1e9
 
+def theoretical_peak_gflops(threads: int | None = None) -> float:
+    "FP32 peak from the CPU's spec: cores used × FLOP/cycle (AVX-512 64, AVX2+FMA 32, AVX 16, else 8) × clock."
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
+    mhz = next((float(l.split(":", 1)[1]) for l in info.splitlines() if l.startswith("cpu MHz")), float("nan"))
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
+    cores = min(threads or torch.get_num_threads(), os.cpu_count() or 1)
+    return cores * per_cycle * mhz / 1e3
+
 def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[torch.Tensor],
-                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float]:
-    "Run `steps` training steps on batches[start:]; return (seconds, last loss)."
+                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float, float]:
+    "Run `steps` training steps on batches[start:]; return (wall seconds, process CPU seconds, last loss)."
     device = next(model.parameters()).device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(steps):
         batch = batches[(start + i) % len(batches)].to(device)
         loss = batch_loss(model, batch)[0]
@@ -660,13 +669,16 @@ def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batch
         optimizer.zero_grad(set_to_none=True)
     value = loss.item()
     sync()
-    return time.perf_counter() - t0, value
+    return time.perf_counter() - t0, time.process_time() - c0, value
 
 def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None = None, batch_size: int = 16,
                 seq_len: int = 256, rounds: int = 5, steps: int = 1, warmup: int = 1, threads: int | None = None,
-                device: str | None = None, seed: int = 0, peak_n: int = 2048, progress: bool = True) -> dict[str, Any]:
+                device: str | None = None, seed: int = 0, peak_n: int = 2048, progress: bool = True,
+                max_load: float = 1.5) -> dict[str, Any]:
     """Interleaved training-throughput benchmark of `KaiyuanForCausalLM` vs transformers' `Qwen3ForCausalLM`
-    of the same config and weights; returns medians, ranges, per-round records and MFU."""
+    of the same config and weights; returns medians, ranges, per-round records, MFU against the sgemm
+    measured in the same rounds and against the CPU's theoretical peak, and the load average: a run
+    that starts with a load above `max_load` is flagged `loaded` (its numbers say little about the code)."""
     from tqdm.auto import tqdm
     from kaiyuan_nb.model import KaiyuanForCausalLM, param_counts, to_qwen3
     if rounds < 1 or steps < 1:
@@ -683,6 +695,7 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
     tokens_per_step = batches[0].shape[0] * (batches[0].shape[1] - 1)
     models = {"ours": ours, "hf_qwen3": hf}
     opts = {k: torch.optim.AdamW(param_groups(m, 0.1), lr=1e-3, betas=(0.9, 0.95), fused=True) for k, m in models.items()}
+    load_start = os.getloadavg()[0]
     for k, m in models.items():  # warm-up: allocator, kernels, optimizer state
         _timed_train_steps(m, opts[k], batches, 0, warmup)
     n_matmul = param_counts(config)["matmul"]
@@ -691,8 +704,9 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
         order = ["ours", "hf_qwen3"] if r % 2 == 0 else ["hf_qwen3", "ours"]
         rec: dict[str, Any] = {"round": r, "order": order}
         for k in order:  # each model's steps are followed by a peak sample taken under the same load
-            secs, loss = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
+            secs, cpu, loss = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
             rec[f"{k}_tokens_per_s"] = steps * tokens_per_step / secs
+            rec[f"{k}_tokens_per_cpu_s"] = steps * tokens_per_step / cpu
             rec[f"{k}_loss"] = loss
             rec[f"{k}_peak_gflops"] = matmul_peak_gflops(peak_n, reps=2, device=dev)
         rec["peak_gflops"] = max(rec["ours_peak_gflops"], rec["hf_qwen3_peak_gflops"])
@@ -704,7 +718,12 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
     # orders; a pair's value is the geometric mean of its two rounds, and the median is over pairs.
     groups = [records[i:i + 2] for i in range(0, len(records) - 1, 2)] or [records]
     med = lambda key: float(np.median([math.exp(np.mean([math.log(x[key]) for x in g])) for g in groups]))
-    return {"ratio": med("ratio"), "pairs": len(groups), "ratio_min": min(x["ratio"] for x in records),
+    theory = theoretical_peak_gflops() if dev.type == "cpu" else float("nan")
+    return {"load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2),
+            "loaded": load_start > max_load, "theoretical_peak_gflops": theory,
+            "mfu_vs_theoretical": 6 * n_matmul * med("ours_tokens_per_s") / (theory * 1e9),
+            "ours_tokens_per_cpu_s": med("ours_tokens_per_cpu_s"),
+            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"), "ratio": med("ratio"), "pairs": len(groups), "ratio_min": min(x["ratio"] for x in records),
             "ratio_max": max(x["ratio"] for x in records), "mfu": med("mfu"),
             "mfu_min": min(x["mfu"] for x in records), "mfu_max": max(x["mfu"] for x in records),
             "hf_mfu": med("hf_mfu"), "ours_tokens_per_s": med("ours_tokens_per_s"),
@@ -735,6 +754,9 @@ def bench_main(argv: list[str] | None = None) -> int:
           f"ratio {res['ratio']:.3f} (range {res['ratio_min']:.3f}-{res['ratio_max']:.3f})")
     print(f"fp32 matmul peak {res['peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu']:.1%} "
           f"(range {res['mfu_min']:.1%}-{res['mfu_max']:.1%})  transformers {res['hf_mfu']:.1%}  threads {res['threads']}")
+    print(f"theoretical peak {res['theoretical_peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu_vs_theoretical']:.1%}  "
+          f"ours {res['ours_tokens_per_cpu_s']:.0f} tokens per CPU-second  load average {res['load_avg_start']} -> "
+          f"{res['load_avg_end']}" + ("  (LOADED: start above the idle limit)" if res["loaded"] else ""))
     if args.out:
         atomic_write_json(args.out, res)
     return 0
@@ -750,14 +772,15 @@ class TrainerBudget:
     bench_rounds: int  # interleaved benchmark rounds
     bench_steps: int  # timed steps per model per round
     peak_n: int  # size of the square matmuls that measure the FP32 peak
+    bench_threads: tuple[int, ...] = (0,)  # torch threads of each benchmark (0: all cores)
     threads: int = 0  # torch CPU threads for the chapter (0: all). Smoke models are tiny: on cores shared
     # with other jobs one thread avoids OpenMP threads waiting on each other; report/gpu use all cores.
 
 BUDGETS = {
     "smoke": TrainerBudget(train_steps=30, eval_every=10, eval_windows=8, resume_steps=8, bench_rounds=2,
-                           bench_steps=1, peak_n=1024, threads=1),
+                           bench_steps=1, peak_n=1024, threads=1, bench_threads=(1,)),
     "report": TrainerBudget(train_steps=24, eval_every=8, eval_windows=32, resume_steps=12, bench_rounds=6,
-                            bench_steps=1, peak_n=2048),
+                            bench_steps=1, peak_n=2048, bench_threads=(1, 2)),
     "gpu": TrainerBudget(train_steps=2000, eval_every=200, eval_windows=256, resume_steps=20, bench_rounds=10,
                          bench_steps=5, peak_n=8192),
 }

@@ -1,5 +1,6 @@
 "Bad input and failure handling of the papermill runner (`kaiyuan-report`)."
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,23 @@ def test_in_place_replaces_only_after_success(toy_nbs, tmp_path, results_tmp):
     run_chapters("smoke", run_dir=tmp_path / "run", nbs_dir=toy_nbs, only=["00_ok"], in_place=True)
     nb = nbformat.read(toy_nbs / "00_ok.ipynb", as_version=4)
     assert "papermill" in nb.metadata  # the executed notebook replaced the source
+
+def test_missing_prerequisite_chapter_is_an_error(tmp_path):
+    r = subprocess.run([str(Path(sys.executable).parent / "kaiyuan-report"), "--only", "09_sft",
+                        "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2
+    assert "09_sft needs the artifacts of 08_training" in r.stderr
+
+def test_stale_lists_chapters_whose_code_changed(toy_nbs, tmp_path, results_tmp):
+    cli = [str(Path(sys.executable).parent / "kaiyuan-report"), "--nbs-dir", str(toy_nbs),
+           "--run-dir", str(tmp_path / "run")]
+    run_chapters("smoke", run_dir=tmp_path / "run", nbs_dir=toy_nbs, only=["00_ok"])
+    record = read_json(results_tmp / "00_ok.json")
+    assert record["compute_s"] > 0 and record["code_hash"] and record["computed_at_commit"]
+    env = {**os.environ, "KAIYUAN_RESULTS_DIR": str(results_tmp)}
+    stale = subprocess.run(cli + ["--stale"], capture_output=True, text=True, cwd=toy_nbs, env=env)
+    assert stale.returncode == 0 and "00_ok" not in stale.stdout.split()  # fresh; the unrun chapters are listed
+    assert "01_boom" in stale.stdout.split()
+    write_nb(toy_nbs / "00_ok.ipynb", WRITE_RESULT.format(name="00_ok", value=3))  # new code, same results file
+    stale = subprocess.run(cli + ["--stale"], capture_output=True, text=True, cwd=toy_nbs, env=env)
+    assert "00_ok" in stale.stdout.split()

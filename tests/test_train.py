@@ -247,3 +247,18 @@ def test_average_checkpoints(tmp_path):
 
 if __name__ == "__main__" and sys.argv[1] == "worker":
     worker(sys.argv[2], float(sys.argv[3]))
+
+
+def test_bench_flags_a_loaded_machine(monkeypatch):
+    "The benchmark records the load average and flags a start above the idle limit instead of reporting silently."
+    import os
+    from kaiyuan_nb.train import bench_train, theoretical_peak_gflops
+    cfg = tiny_model().config
+    batches = [torch.randint(0, cfg.vocab_size, (2, 17)) for _ in range(2)]
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    loaded = bench_train(cfg, batches, rounds=2, threads=1, peak_n=64, progress=False)
+    assert loaded["loaded"] and loaded["load_avg_start"] == 5.0
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    idle = bench_train(cfg, batches, rounds=2, threads=1, peak_n=64, progress=False)
+    assert not idle["loaded"] and idle["ours_tokens_per_cpu_s"] > 0 and idle["same_losses"]
+    assert idle["mfu_vs_theoretical"] > 0 and theoretical_peak_gflops(1) * 2 == pytest.approx(theoretical_peak_gflops(2))

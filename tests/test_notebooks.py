@@ -1,0 +1,33 @@
+"Committed notebooks are clean: no machine paths, no warnings in outputs, no papermill parameters that point outside the project."
+import json
+import re
+
+import pytest
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "nbs").glob("*.ipynb"))
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|opt|usr|var|mnt)/[\w.-]+")
+
+
+def _texts(nb: dict):
+    for i, cell in enumerate(nb["cells"]):
+        yield i, "source", "".join(cell["source"])
+        for out in cell.get("outputs", []):
+            text = out.get("text") or "".join(out.get("data", {}).get("text/plain", []))
+            yield i, f"output ({out.get('name', out['output_type'])})", "".join(text)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_machine_paths(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = [f"cell {i} {where}: {m.group(0)}" for i, where, text in _texts(nb) for m in MACHINE_PATH.finditer(text)]
+    assert not found, f"{path.name} holds absolute machine paths: {found[:5]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_warnings_in_outputs(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = [f"cell {i}: {text[:120]!r}" for i, where, text in _texts(nb)
+             if where == "output (stderr)" and re.search(r"\w*Warning\b", text)]
+    assert not found, f"{path.name} has warnings in its committed outputs: {found[:3]}"
