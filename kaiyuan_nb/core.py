@@ -307,7 +307,7 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 # %% ../nbs/00_core.ipynb #c022b
-_MODULE_RE = re.compile(r"kaiyuan_nb\.([a-z_][a-z0-9_]*)|from \.([a-z_][a-z0-9_]*) import|from kaiyuan_nb import ([\w, ]+)")
+_MODULE_RE = re.compile(r"kaiyuan_nb\.([a-z_][a-z0-9_]*)|from \.([a-z_][a-z0-9_]*) import|from (?:kaiyuan_nb|\.) import ([\w, ]+)")
 
 def _read_source(root: Path, path: str, rev: str | None) -> str | None:
     "A file's text in the working tree, or at git revision `rev`; None when it does not exist there."
