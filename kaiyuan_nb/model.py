@@ -18,13 +18,15 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 
 from .core import SCALES, ConfigError, Scale, get_scale
+from .verdicts import check_claim
 
 # %% auto #0
-__all__ = ['KaiyuanConfig', 'RMSNormFunction', 'RopeFunction', 'SwiGLUFunction', 'LMLossFunction', 'reference_lm_loss',
-           'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask', 'KaiyuanAttention', 'KaiyuanMLP',
-           'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel', 'causal_lm_loss', 'KaiyuanCausalLMOutput',
-           'KaiyuanForCausalLM', 'record_attention_logits', 'qwen3_config', 'kaiyuan_to_qwen3_state_dict',
-           'qwen3_to_kaiyuan_state_dict', 'to_qwen3', 'config_for_scale', 'param_counts', 'flops_per_token']
+__all__ = ['QWEN3_TOL', 'SWITCH_MIN_DIFF', 'KaiyuanConfig', 'RMSNormFunction', 'RopeFunction', 'SwiGLUFunction', 'LMLossFunction',
+           'reference_lm_loss', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask',
+           'KaiyuanAttention', 'KaiyuanMLP', 'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel',
+           'causal_lm_loss', 'KaiyuanCausalLMOutput', 'KaiyuanForCausalLM', 'record_attention_logits', 'qwen3_config',
+           'kaiyuan_to_qwen3_state_dict', 'qwen3_to_kaiyuan_state_dict', 'to_qwen3', 'qwen3_equivalence',
+           'qwen3_claims', 'config_for_scale', 'param_counts', 'flops_per_token']
 
 # %% ../nbs/02_model.ipynb #c005
 def _check_positive(cfg: Any, *names: str) -> None:
@@ -510,6 +512,39 @@ def to_qwen3(model: KaiyuanForCausalLM, attn_implementation: str = "sdpa") -> "t
     if missing or unexpected:
         raise RuntimeError(f"to_qwen3: missing {missing}, unexpected {unexpected}")
     return qwen.to(next(model.parameters()).dtype).train(model.training)
+
+# %% ../nbs/02_model.ipynb #v002
+QWEN3_TOL, SWITCH_MIN_DIFF = 1e-5, 1e-3
+
+def qwen3_equivalence(config: KaiyuanConfig, seq_len: int, seed: int = 0, batch: int = 2) -> dict[str, float]:
+    """Max |logit difference| vs transformers' Qwen3 on random tokens: `max_diff` with the switches off (same
+    weights), `switched_diff` with sandwich norm + final soft-cap 15 switched on (extra norms start at 1)."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    off = KaiyuanConfig(**{**config.to_dict(), "sandwich_norm": False, "final_logit_softcap": None,
+                           "attn_logit_softcap": None})
+    ours = KaiyuanForCausalLM(off).eval()
+    qwen = to_qwen3(ours).eval()
+    ids = torch.randint(0, off.vocab_size, (batch, seq_len), generator=g)
+    switched = KaiyuanForCausalLM(KaiyuanConfig(**{**off.to_dict(), "sandwich_norm": True, "final_logit_softcap": 15.0}))
+    switched.load_state_dict(ours.state_dict(), strict=False)
+    with torch.no_grad():
+        ref = qwen(ids).logits
+        return {"max_diff": (ours(ids).logits - ref).abs().max().item(),
+                "switched_diff": (switched.eval()(ids).logits - ref).abs().max().item()}
+
+def qwen3_claims(max_diff: float, switched_diff: float, shape: str, tol: float = QWEN3_TOL,
+                 min_switch_diff: float = SWITCH_MIN_DIFF) -> list[dict[str, Any]]:
+    "Our checks: switches off == Qwen3 (max abs logit diff <= `tol`); switches on change the logits (> `min_switch_diff`)."
+    return [
+        check_claim("qwen3_equivalence", "With both switches off our model is transformers' Qwen3 (same weights, same logits)",
+                    "qwen3_max_logit_diff", max_diff, max_diff <= tol,
+                    f"passed if the max |logit difference| vs Qwen3ForCausalLM is <= {tol:g} (float32)",
+                    f"{shape}: max |Δlogit| {max_diff:.2e} with sandwich norm and soft-caps off", direction="-"),
+        check_claim("switches_change_output", "Sandwich norm + final-logit soft-cap change the model's output",
+                    "switched_max_logit_diff", switched_diff, switched_diff > min_switch_diff,
+                    f"passed if, on the same weights, the max |logit difference| vs Qwen3 with both switches on is > {min_switch_diff:g}",
+                    f"{shape}: max |Δlogit| {switched_diff:.3g} with sandwich norm + final soft-cap 15 (extra norms at init)")]
 
 # %% ../nbs/02_model.ipynb #c026
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(KaiyuanConfig)}

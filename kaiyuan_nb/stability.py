@@ -19,15 +19,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import ConfigError
+from .verdicts import paired_effect, paper_claim, untested_claim
 
 # %% auto #0
 __all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'VARIANTS',
-           'BUDGETS', 'COLORS', 'LABELS', 'KIND_ORDER', 'STYLES', 'source_excerpt', 'fp16_round', 'Fp16Counter',
-           'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision',
-           'ActivationProbe', 'StabilityMonitor', 'variant_overrides', 'RunSpec', 'torch_threads', 'StabilityData',
-           'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget', 'run_unstable', 'pick_high_lr',
-           'fp16_headroom', 'summary_table', 'throughput_benchmark', 'overflow_lr_fit', 'plot_activation_stats',
-           'plot_loss_curves', 'plot_headroom_trends', 'formula_figure']
+           'BUDGETS', 'COLORS', 'LABELS', 'KIND_ORDER', 'STYLES', 'SOURCE', 'source_excerpt', 'fp16_round',
+           'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo',
+           'MixedPrecision', 'ActivationProbe', 'StabilityMonitor', 'variant_overrides', 'RunSpec', 'torch_threads',
+           'StabilityData', 'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget', 'run_unstable',
+           'pick_high_lr', 'fp16_headroom', 'summary_table', 'throughput_benchmark', 'overflow_lr_fit',
+           'plot_activation_stats', 'plot_loss_curves', 'plot_headroom_trends', 'formula_figure', 'arm_runs',
+           'log_overflows', 'log_kind_max', 'paired_seed_diffs', 'stability_claims', 'arm_metrics', 'stability_compute']
 
 # %% ../nbs/05_stability.ipynb #c005
 import inspect
@@ -672,7 +674,7 @@ BUDGETS = {
                              eval_batches=1, bench_rounds=2),
     "report": StabilityBudget(hidden_size=96, num_layers=4, num_heads=2, num_kv_heads=1, intermediate_size=288,
                               seq_len=64, batch_size=8, steps=32, warmup_steps=4, normal_lr=3e-3,
-                              sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=(0, 1), fp32_seeds=(0,), depths=(2, 8),
+                              sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=(0, 1, 2), fp32_seeds=(0,), depths=(2, 8),
                               stats_every=8),
     "gpu": StabilityBudget(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
                            seq_len=1024, batch_size=32, steps=2000, warmup_steps=200, normal_lr=3e-4,
@@ -702,7 +704,8 @@ def fp16_headroom(max_abs: float | None) -> float:
     return 0.0 if max_abs is None or not max_abs > 0 else FP16_MAX / max_abs
 
 def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] | None = None) -> "pd.DataFrame":
-    "One row per (precision, LR, variant): loss mean ± half-range over seeds, skips, overflows, max |x|, headroom, tokens/s."
+    """One row per (precision, LR, variant): held-out loss mean ± half-range over the runs that did not diverge (nan
+    when none / fewer than two), diverged runs, skips, overflows, max |x|, headroom, tokens/s."""
     import pandas as pd
     rows = []
     groups: dict[tuple, list] = {}
@@ -710,17 +713,17 @@ def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] 
         s = r["spec"]
         groups.setdefault((s["precision"], s["lr"], s["num_layers"], s["variant"]), []).append(r)
     for (prec, lr, layers, variant), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], VARIANTS.index(kv[0][3]))):
-        losses = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None]
+        losses = [r["heldout_loss"] for r in rs if r["heldout_loss"] is not None and not r["diverged"]]
         acts = [r["max_abs_activation"] for r in rs if r["max_abs_activation"] is not None]
         max_act = max(acts) if acts else None
         rows.append({"precision": prec, "lr": lr, "layers": layers, "variant": variant, "seeds": len(rs),
                      "heldout_loss": float(np.mean(losses)) if losses else math.nan,
-                     "loss_pm": float((max(losses) - min(losses)) / 2) if len(losses) > 1 else 0.0,
+                     "loss_pm": float((max(losses) - min(losses)) / 2) if len(losses) > 1 else math.nan,
                      "diverged": sum(r["diverged"] for r in rs),
                      "skipped_steps": float(np.mean([r["skipped_steps"] for r in rs])),
                      "overflow_fwd": int(sum(r["overflow_fwd"] for r in rs)),
                      "max_abs_activation": max_act if max_act is not None else math.nan,
-                     "fp16_headroom": fp16_headroom(max_act),
+                     "fp16_headroom": fp16_headroom(max_act) if max_act is not None else math.nan,
                      "tokens_per_s": (tokens_per_s or {}).get(f"{prec}/{variant}", math.nan)})
     return pd.DataFrame(rows)
 
@@ -824,14 +827,14 @@ def plot_activation_stats(records: list[dict[str, Any]], precision: str, lr: flo
             if r["spec"]["variant"] in ("softcap", "sandwich_softcap"):  # max after the cap = c·tanh(max/c)
                 axes[1, 2].plot(steps, [cap * math.tanh(z / cap) for z in raw], ls=":", color=COLORS[v], alpha=kw["alpha"])
             axes[1, 3].plot(steps, [h["loss"] for h in r["history"]], **kw)
-        if rs:  # max over seeds of each site kind's largest |x| (before rounding: beyond 65504 = overflow)
-            vals = [max(_kind_max(r, k) for r in rs) for k in KIND_ORDER]
-            xs = np.arange(len(KIND_ORDER)) + (j - 1.5) * width
-            axes[0, 3].bar(xs, vals, width, color=COLORS[v], label=LABELS[v], hatch="//" if STYLES[v] == "--" else None)
+        xs = np.arange(len(KIND_ORDER)) + (j - 1.5) * width  # one marker per seed: each site kind's largest |x|
+        for i, r in enumerate(rs):  # (before rounding: beyond 65504 = overflow)
+            axes[0, 3].scatter(xs, [_kind_max(r, k) for k in KIND_ORDER], s=16, color=COLORS[v], alpha=0.8,
+                               marker="o" if STYLES[v] == "-" else "^", label=LABELS[v] if i == 0 else None)
     labels = [("residual stream max |x| per layer (last probe)", "layer (0 = embeddings)", "max |x|", True),
               ("residual stream RMS per layer (last probe)", "layer (0 = embeddings)", "RMS", True),
               ("attention logit max |q·k/√d| per layer (last probe)", "layer", "max |logit|", False),
-              ("max |x| per fp16 site over the run (max over seeds)", "", "max |x|", True),
+              ("max |x| per fp16 site over the run (one marker per seed)", "", "max |x|", True),
               ("largest |activation| anywhere in the forward pass", "step", "max |x|", True),
               ("residual stream max |x| (all layers)", "step", "max |x|", True),
               ("output logit max |z| (LM head; dotted: after the cap)", "step", "max |z|", False),
@@ -866,7 +869,7 @@ def plot_loss_curves(records: list[dict[str, Any]], panels: list[tuple[str, floa
                         lw=1.5 if i == 0 else 1.0, label=LABELS[v] if i == 0 else None)
                 if r["diverged"] and steps:
                     ax.plot(steps[-1], losses[-1], marker="x", ms=9, mew=2, color=COLORS[v])
-        ax.set_title(f"{prec}, peak LR {lr:g} (×: run diverged)")
+        ax.set_title(f"{prec}, peak LR {lr:g} (one line per seed; ×: run diverged)")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss (nats)")
         ax.grid(alpha=0.3)
@@ -935,3 +938,130 @@ def formula_figure() -> Any:
     fig.suptitle("Figure (a): sandwich norm and logit soft-capping, and where kaiyuan_nb.model implements them")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/05_stability.ipynb #v002
+def _nanmax(xs: Iterable[float | None]) -> float:
+    "Largest finite value (nan when there is none)."
+    vals = [float(x) for x in xs if x is not None and math.isfinite(float(x))]
+    return max(vals) if vals else math.nan
+
+def arm_runs(records: list[dict[str, Any]], precision: str, lr: float, variant: str, num_layers: int) -> dict[int, dict[str, Any]]:
+    "The runs of one arm (precision, LR, variant, depth), keyed by seed."
+    return {r["spec"]["seed"]: r for r in _by(records, precision=precision, lr=lr, variant=variant, num_layers=num_layers)}
+
+def log_overflows(r: dict[str, Any]) -> float:
+    "log10(1 + values that overflowed FP16 in the forward pass), up to the run's end or failure."
+    return math.log10(1 + r["overflow_fwd"])
+
+def log_kind_max(kind: str) -> Callable[[dict[str, Any]], float]:
+    "Per run: log10 of the largest |x| the `kind` sites held (nan when nothing finite was measured)."
+    def f(r: dict[str, Any]) -> float:
+        m = _kind_max(r, kind)
+        return math.log10(m) if math.isfinite(m) and m > 0 else math.nan
+    return f
+
+def paired_seed_diffs(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]],
+                      value: Callable[[dict[str, Any]], float]) -> tuple[dict[int, float], list[int]]:
+    "Per seed both arms ran: value(a) − value(b); the seeds where either value is not finite are listed apart."
+    diffs, left_out = {}, []
+    for s in sorted(set(a) & set(b)):
+        d = value(a[s]) - value(b[s])
+        if math.isfinite(d):
+            diffs[s] = d
+        else:
+            left_out.append(s)
+    return diffs, left_out
+
+def _fmt(xs: Iterable[float]) -> str:
+    return "[" + ", ".join(f"{x:.4g}" if math.isfinite(x) else "n/a" for x in xs) + "]"
+
+# %% ../nbs/05_stability.ipynb #v003
+SOURCE = "Kaiyuan-2B §3 (FP16 training on Ascend 910A)"
+
+def _paired(cid: str, text: str, metric: str, a: dict, b: dict, value: Callable, evidence: str,
+            paper_effect: str, at_chance: bool = False) -> tuple[dict[str, Any], dict[str, float]]:
+    "One paper claim from per-seed paired differences (untested when no seed gave a finite difference)."
+    diffs, left_out = paired_seed_diffs(a, b, value)
+    if left_out:
+        evidence += f"; seeds {left_out} left out (a value was not finite)"
+    if not diffs:
+        return untested_claim(cid, text, SOURCE, metric, "+", paper_effect,
+                              f"no seed gave a finite paired difference ({evidence})"), {}
+    e = paired_effect([[d] for d in diffs.values()])
+    metrics = {metric: e.estimate, f"{metric}_seeds_left_out": len(left_out)}
+    return paper_claim(cid, text, SOURCE, metric, "+", e, evidence, paper_effect, at_chance=at_chance), metrics
+
+def stability_claims(records: list[dict[str, Any]], lr: float, num_layers: int, softcap: float,
+                     size: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    "The chapter's three paper claims (and their effect metrics) from the FP16 runs at peak LR `lr`."
+    arm = {v: arm_runs(records, "fp16", lr, v, num_layers) for v in VARIANTS}
+    per_seed = lambda v, f: _fmt(f(r) for _, r in sorted(arm[v].items()))
+    div = lambda v: f"{sum(r['diverged'] for r in arm[v].values())}/{len(arm[v])}"
+    ovf = lambda r: float(r["overflow_fwd"])
+    amax = lambda k: (lambda r: _kind_max(r, k))
+    calm = not any(r["diverged"] or r["overflow_fwd"] for r in arm["baseline"].values())
+    c1, m1 = _paired("fp16_stable_sandwich_softcap",
+        "Sandwich norm + tanh logit soft-capping keep FP16 training of a Qwen3-style model stable",
+        "overflow_fwd_log10_baseline_minus_sandwich_softcap", arm["baseline"], arm["sandwich_softcap"], log_overflows,
+        f"{size}, fp16 emulated, peak LR {lr:g}: forward values overflowing FP16 per seed, baseline {per_seed('baseline', ovf)} "
+        f"vs sandwich + soft-cap {per_seed('sandwich_softcap', ovf)}; diverged runs {div('baseline')} vs {div('sandwich_softcap')}"
+        + ("; the baseline never overflowed or diverged, so there was no instability to fix at this LR and size" if calm else ""),
+        "stable FP16 training of the 28-layer Kaiyuan-2B (no effect size given)")
+    c2, m2 = _paired("sandwich_bounds_residual", "Sandwich norm keeps the residual stream bounded (report figure b)",
+        "residual_log10_amax_baseline_minus_sandwich", arm["baseline"], arm["sandwich"], log_kind_max("residual"),
+        f"{size}, fp16, peak LR {lr:g}: largest residual-stream |x| per seed, baseline {per_seed('baseline', amax('residual'))} "
+        f"vs sandwich {per_seed('sandwich', amax('residual'))}; the sandwich sublayer outputs before their post-norm reach "
+        f"{per_seed('sandwich', amax('sublayer_out'))}; diverged runs {div('baseline')} vs {div('sandwich')}",
+        "bounded activations with sandwich norm (figure b; no number given)")
+    uncapped = _nanmax(_kind_max(r, "logits") for v in ("baseline", "sandwich") for r in arm[v].values())
+    testable = uncapped >= softcap
+    c3, m3 = _paired("softcap_bounds_logits", "Tanh soft-capping of the output logits keeps them small enough for FP16",
+        "logits_log10_amax_sandwich_minus_sandwich_softcap", arm["sandwich"], arm["sandwich_softcap"], log_kind_max("logits"),
+        f"{size}, fp16, peak LR {lr:g}: largest LM-head |z| (held in FP16, before the cap) per seed, sandwich "
+        f"{per_seed('sandwich', amax('logits'))} vs sandwich + soft-cap {per_seed('sandwich_softcap', amax('logits'))} "
+        f"(baseline {per_seed('baseline', amax('logits'))}, soft-cap alone {per_seed('softcap', amax('logits'))}); "
+        + (f"the uncapped models' logits reached the cap c = {softcap:g}" if testable else
+           f"the uncapped models' logits stayed below the cap c = {softcap:g} (max {uncapped:.3g}), where c·tanh(z/c) ≈ z, "
+           f"and far below the FP16 limit 65504: nothing for the cap to prevent, so this comparison cannot test the claim"),
+        f"output logits bounded by c (c·tanh(z/c), |z| ≤ c)", at_chance=not testable)
+    return [c1, c2, c3], m1 | m2 | m3 | {"logits_uncapped_amax_reached_cap": int(testable)}
+
+# %% ../nbs/05_stability.ipynb #v004
+def arm_metrics(records: list[dict[str, Any]], precision: str, lr: float, variant: str, num_layers: int,
+                suffix: str = "") -> dict[str, float]:
+    """Metrics of one arm: runs, diverged runs, held-out loss over the runs that did not diverge (mean, half-range
+    from 2 runs on), skipped steps, overflows and the largest |x| per site (a metric is left out when nothing was measured)."""
+    rs = list(arm_runs(records, precision, lr, variant, num_layers).values())
+    v = f"{variant}{suffix}"
+    losses = [r["heldout_loss"] for r in rs if not r["diverged"] and r["heldout_loss"] is not None]
+    out: dict[str, float] = {f"runs_{v}": len(rs), f"diverged_runs_{v}": sum(bool(r["diverged"]) for r in rs)}
+    if not rs:
+        return out
+    out |= {f"skipped_steps_{v}": float(np.mean([r["skipped_steps"] for r in rs])),
+            f"overflow_fwd_{v}": int(sum(r["overflow_fwd"] for r in rs))}
+    if losses:
+        out[f"final_loss_{v}"] = float(np.mean(losses))
+    if len(losses) > 1:
+        out[f"final_loss_spread_{v}"] = float((max(losses) - min(losses)) / 2)
+    act = _nanmax(r["max_abs_activation"] for r in rs)
+    if math.isfinite(act):
+        out[f"max_abs_activation_{v}"], out[f"fp16_headroom_{v}"] = act, fp16_headroom(act)
+    for kind, name in (("residual", "residual_amax"), ("sublayer_out", "sublayer_out_amax"), ("logits", "logits_raw_amax")):
+        m = _nanmax(_kind_max(r, kind) for r in rs)
+        if math.isfinite(m):
+            out[f"{name}_{v}"] = m
+    return out
+
+def stability_compute(records: list[dict[str, Any]], vocab_size: int) -> tuple[int, float]:
+    "(tokens trained, training FLOPs) summed over the distinct runs, with `flops_per_token` of each run's shape."
+    from kaiyuan_nb.model import config_for_scale, flops_per_token
+    tokens, flops = 0, 0.0
+    for r in {r["key"]: r for r in records}.values():
+        s = r["spec"]
+        n = int(r["steps_run"]) * s["batch_size"] * s["seq_len"]
+        cfg = config_for_scale("smoke", vocab_size=vocab_size, hidden_size=s["hidden_size"], num_hidden_layers=s["num_layers"],
+                               num_attention_heads=s["num_heads"], num_key_value_heads=s["num_kv_heads"],
+                               intermediate_size=s["intermediate_size"], **variant_overrides(s["variant"], s["softcap"]))
+        tokens += n
+        flops += n * flops_per_token(cfg, s["seq_len"])["total"]
+    return tokens, flops
