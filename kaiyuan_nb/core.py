@@ -490,11 +490,15 @@ def stale_chapters(results: dict[str, dict[str, Any]], root: str | Path | None =
 def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
-def _num(x: Any) -> str:
-    return "—" if x is None else f"{x:+.3g}"
+def _missing(x: Any) -> bool:
+    "None, or the NaN pandas puts in its place."
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+def _num(x: Any, fmt: str = "+.3g") -> str:
+    return "—" if _missing(x) else format(x, fmt)
 
 def _estimate(c: Any) -> str:
-    return "not measured" if c.estimate is None else f"{_num(c.estimate)} [{_num(c.ci[0])}, {_num(c.ci[1])}]"
+    return "not measured" if _missing(c.estimate) else f"{_num(c.estimate)} [{_num(c.ci[0])}, {_num(c.ci[1])}]"
 
 # %% ../nbs/00_core.ipynb #c026b
 def claims_tally(results: dict[str, dict[str, Any]]) -> str:
@@ -515,14 +519,13 @@ def claims_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = (
     for c in frame[frame.kind == "paper"].itertuples():
         lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} ({_md(c.source)}) | {_md(c.paper_effect or '—')} | "
                      f"{_estimate(c)} | `{c.metric}` ({c.direction}) | {c.n_seeds} | "
-                     f"{'—' if c.mde is None else f'{c.mde:.3g}'} | **{c.status}** |")
+                     f"{_num(c.mde, '.3g')} | **{c.status}** |")
     if not checks:
         return "\n".join(lines)
     lines += ["", "Our own checks (implementation and design; never counted as reproductions):", "",
               "| chapter | check | value | rule | status |", "|---|---|---|---|---|"]
     for c in frame[frame.kind == "check"].itertuples():
-        value = "—" if c.estimate is None else f"{c.estimate:.4g}"
-        lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} | {value} | {_md(c.rule)} | **{c.status}** |")
+        lines.append(f"| {mark(c.chapter)} | {_md(c.claim)} | {_num(c.estimate, '.4g')} | {_md(c.rule)} | **{c.status}** |")
     return "\n".join(lines)
 
 def results_markdown(results: dict[str, dict[str, Any]], stale: Iterable[str] = ()) -> str:
