@@ -11,22 +11,25 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import isotonic_regression
 from scipy.stats import spearmanr
 
-from .core import ConfigError, atomic_write_json, read_json
+from .core import ConfigError, atomic_write_json, chapter_artifact, read_json
+from .verdicts import above_chance, check_claim, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['KAIYUAN_SLICE_STARTS', 'BOILERPLATE', 'CALIBRATION_BUDGETS', 'slice_starts', 'quantile_slice', 'nested_ratio_slice',
-           'equal_token_budget', 'QualityCurve', 'fit_quality_curve', 'equivalent_position', 'calibration_table',
-           'save_calibration', 'load_calibration', 'equivalent_top_fraction', 'degrade', 'noisy_scores', 'spearman_ci',
-           'CalibrationBudget', 'slice_tokens', 'probe_id', 'budget_key', 'train_probe', 'probe_performance',
-           'run_probes', 'quantile_streams', 'ground_truth_sources', 'ground_truth_streams', 'top_bottom_gaps',
-           'source_winners', 'above_chance', 'calibration_path']
+__all__ = ['KAIYUAN_SLICE_STARTS', 'BOILERPLATE', 'CALIBRATION_BUDGETS', 'CALIBRATION_FILE', 'KAIYUAN_CALIBRATION',
+           'slice_starts', 'quantile_slice', 'nested_ratio_slice', 'equal_token_budget', 'QualityCurve',
+           'fit_quality_curve', 'equivalent_position', 'calibration_table', 'save_calibration', 'load_calibration',
+           'equivalent_top_fraction', 'degrade', 'noisy_scores', 'spearman_ci', 'CalibrationBudget', 'slice_tokens',
+           'probe_id', 'budget_key', 'train_probe', 'score_probe', 'run_probes', 'probe_records', 'quantile_streams',
+           'ground_truth_sources', 'ground_truth_streams', 'top_bottom_gaps', 'source_winners', 'calibration_path',
+           'item_scores', 'arm_items', 'paired_diffs', 'task_chance', 'informative_tasks', 'accuracy_claim',
+           'quality_rank_claim', 'calibration_claims', 'ground_truth_check', 'probe_compute']
 
 # %% ../nbs/06_calibration.ipynb #c005
 KAIYUAN_SLICE_STARTS = (0.0, 0.15, 0.30, 0.45, 0.60, 0.75)
@@ -227,8 +230,10 @@ def noisy_scores(true_quality: Sequence[float], noise: float, kind: str, seed: i
     raise ConfigError(f"kind: expected 'logit' or 'neg_ppl', got {kind!r}")
 
 def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    "Spearman ρ of x vs y with a 95% bootstrap CI over pairs."
+    "Spearman ρ of x vs y with a 95% bootstrap CI over pairs (NaN where x or y is constant: no order to compare)."
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
+        return float("nan"), float("nan"), float("nan")
     rho = float(spearmanr(x, y).statistic)
     rng = np.random.default_rng(seed)
     boots = []
@@ -236,6 +241,8 @@ def spearman_ci(x: Sequence[float], y: Sequence[float], n_boot: int = 1000, seed
         i = rng.integers(0, len(x), len(x))
         if len(np.unique(x[i])) > 1 and len(np.unique(y[i])) > 1:
             boots.append(spearmanr(x[i], y[i]).statistic)
+    if not boots:
+        return rho, float("nan"), float("nan")
     return rho, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
 
 # %% ../nbs/06_calibration.ipynb #c023
@@ -256,6 +263,8 @@ class CalibrationBudget:
     gt_docs: int  # clean documents degraded for the ground-truth check
     gt_levels: tuple[float, ...]
     gt_noise: float  # std of the noisy scorers' error, in units of true quality
+    gt_seeds: tuple[int, ...] = (0,)  # probe seeds of the ground-truth check (our check: needs no 3 seeds)
+    gt_max_probe_tokens: int = 0  # cap on a ground-truth probe's tokens (0: max_probe_tokens)
     sources: tuple[str, ...] = ("enwiki_sample", "stackexchange_small_sites")
     reference: str = "enwiki_sample"
 
@@ -265,17 +274,19 @@ CALIBRATION_BUDGETS = {
         probe_model=dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
                          intermediate_size=128),
         tasks=("arc_easy", "winogrande"), eval_items=16, bpb_docs=6,
-        gt_docs=60, gt_levels=(0.0, 0.5, 1.0), gt_noise=0.2),
+        gt_docs=60, gt_levels=(0.0, 0.5, 1.0), gt_noise=0.2, gt_seeds=(0,)),
     "report": CalibrationBudget(
-        k_slices=4, slice_width=0.15, seeds=(0, 1), probe_epochs=2.0, max_probe_tokens=120_000, batch_size=8, lr=3e-3,
-        probe_model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         intermediate_size=384),
+        k_slices=4, slice_width=0.15, seeds=(0, 1, 2), probe_epochs=2.0, max_probe_tokens=120_000, batch_size=8,
+        lr=3e-3, probe_model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  intermediate_size=384),
         tasks=("arc_easy", "winogrande", "mmlu"), eval_items=200, bpb_docs=30,
-        gt_docs=800, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25),
+        gt_docs=800, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25, gt_seeds=(0, 1),
+        gt_max_probe_tokens=80_000),
     "gpu": CalibrationBudget(
         k_slices=6, slice_width=0.02, seeds=(0, 1, 2), probe_epochs=1.0, max_probe_tokens=200_000_000, batch_size=32, lr=1e-3,
         probe_model=dict(), tasks=("arc_easy", "arc_challenge", "winogrande", "mmlu", "hellaswag", "piqa"),
-        eval_items=2000, bpb_docs=500, gt_docs=20000, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25),
+        eval_items=2000, bpb_docs=500, gt_docs=20000, gt_levels=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), gt_noise=0.25,
+        gt_seeds=(0, 1, 2)),
 }
 
 # %% ../nbs/06_calibration.ipynb #c024
@@ -298,42 +309,63 @@ def budget_key(budget: CalibrationBudget) -> str:
 
 # %% ../nbs/06_calibration.ipynb #c026
 def train_probe(stream: np.ndarray, budget: CalibrationBudget, vocab_size: int, seq_len: int, seed: int,
-                out_dir: Path) -> tuple["torch.nn.Module", dict]:
-    "Train one probe on a token stream for `probe_epochs` passes; resumable from `out_dir` checkpoints."
+                out_dir: Path, max_tokens: int | None = None) -> tuple["torch.nn.Module", dict]:
+    "Train one probe on a token stream for `probe_epochs` passes (≤ `max_tokens`); resumable from `out_dir` checkpoints."
     import torch
     from kaiyuan_nb.core import seed_everything
     from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
     from kaiyuan_nb.train import MixtureLoader, TrainConfig, train
     seed_everything(seed)
     model = KaiyuanForCausalLM(config_for_scale("report", vocab_size, **budget.probe_model))
-    tokens = min(budget.probe_epochs * len(stream), budget.max_probe_tokens)
+    tokens = min(budget.probe_epochs * len(stream), max_tokens or budget.max_probe_tokens)
     steps = max(2, int(tokens / (budget.batch_size * seq_len)))
     loader = MixtureLoader({"slice": stream}, {"slice": 1.0}, seq_len, budget.batch_size, seed)
     cfg = TrainConfig(lr=budget.lr, total_steps=steps, schedule="cosine", warmup_steps=max(1, steps // 20),
-                      final_lr_ratio=0.1, checkpoint_every=max(1, steps // 3), keep_last=1, progress=False)
+                      final_lr_ratio=0.1, checkpoint_every=max(1, steps // 3), keep_last=1, progress=False,
+                      on_nonfinite="stop")
     result = train(model, loader, cfg, out_dir=out_dir, resume=True)
-    return model, {"steps": steps, "tokens": result.tokens, "final_loss": result.final_loss(),
-                   "tokens_per_s": result.tokens_per_s}
+    loss = result.final_loss()
+    return model, {"steps": steps, "tokens": result.tokens, "final_loss": loss if math.isfinite(loss) else None,
+                   "tokens_per_s": result.tokens_per_s, "diverged": result.stopped is not None or not math.isfinite(loss)}
 
-def probe_performance(frame: pd.DataFrame) -> dict[str, float]:
-    "Higher-is-better performance per task from an `evaluate` frame: acc_norm for choices, −bpb per domain."
-    out = {}
-    for row in frame.itertuples():
-        if row.metric == "acc_norm":
-            out[row.task] = float(row.value)
-        elif row.metric == "bpb":
-            out[row.task] = -float(row.value)
+def score_probe(model: "torch.nn.Module", tokenizer: Any, suite: Any) -> dict[str, Any]:
+    """Per-item results of one probe on `suite` (an `EvalSuite`): for every multiple-choice task the correctness
+    by byte-normalized likelihood (`acc_norm`, 0/1) and the gold option's log-share among the options' per-byte
+    log-likelihoods (`gold_logprob`), the task's chance; for every bpb domain each document's NLL (nats) and
+    UTF-8 bytes. `performance` is the higher-is-better summary per task (acc_norm, or −bits per byte)."""
+    from kaiyuan_nb.eval import document_nll, encode_pairs, load_task, score_requests
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: dict[str, Any] = {"performance": {}, "chance": {}, "items": {}, "docs": {}}
+    for task in suite.tasks:
+        items = load_task(task, suite.items, suite.seed)
+        reqs = encode_pairs(tokenizer, [(c, k) for it in items for c, k in zip(it.contexts, it.continuations)])
+        gids = [i for i, it in enumerate(items) for _ in it.contexts]
+        lp = score_requests(model, reqs, gids, suite.seq_len, suite.batch_tokens, pad)["logprob"]
+        nbytes = np.array([max(1, len(k.encode("utf-8"))) for it in items for k in it.continuations], dtype=float)
+        acc, gold, k = np.zeros(len(items)), np.zeros(len(items)), 0
+        for i, it in enumerate(items):
+            norm = lp[k:k + len(it.continuations)] / nbytes[k:k + len(it.continuations)]
+            acc[i] = float(np.argmax(norm) == it.gold)
+            gold[i] = float(norm[it.gold] - (norm.max() + np.log(np.exp(norm - norm.max()).sum())))
+            k += len(it.continuations)
+        out["items"][task] = {"acc_norm": acc.tolist(), "gold_logprob": gold.tolist()}
+        out["chance"][task] = float(np.mean([1 / len(it.continuations) for it in items]))
+        out["performance"][task] = float(acc.mean())
+    for domain, texts in suite.bpb_texts.items():
+        nll, nbytes = document_nll(model, tokenizer, texts, suite.seq_len, suite.batch_tokens)
+        out["docs"][f"bpb/{domain}"] = {"nll": nll.tolist(), "bytes": nbytes.tolist()}
+        out["performance"][f"bpb/{domain}"] = -float(nll.sum() / (math.log(2) * nbytes.sum()))
     return out
 
 # %% ../nbs/06_calibration.ipynb #c027
 def run_probes(streams: dict[tuple[str, float], np.ndarray], budget: CalibrationBudget, tokenizer: Any,
                suite: Any, seq_len: int, out_dir: Path, seeds: Sequence[int] | None = None,
-               progress: bool = True) -> pd.DataFrame:
-    """Train and evaluate one probe per (source, position) stream and seed; cached per probe as JSON.
-    Returns the long table: source, position, seed, task, performance (+ train stats)."""
+               max_tokens: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train and score one probe per (source, position) stream and seed; each probe's record (train stats and
+    per-item results, see `score_probe`) is cached as `<out_dir>/<probe id>.json`. Returns the long table:
+    source, position, seed, task, performance (+ train stats); diverged probes have no rows."""
     import shutil
     from tqdm.auto import tqdm
-    from kaiyuan_nb.eval import evaluate
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(src, pos, seed) for (src, pos) in streams for seed in (seeds or budget.seeds)]
     rows = []
@@ -341,17 +373,20 @@ def run_probes(streams: dict[tuple[str, float], np.ndarray], budget: Calibration
         pid = probe_id(src, pos, seed)
         done = out_dir / f"{pid}.json"
         if not done.exists():
-            model, stats = train_probe(streams[(src, pos)], budget, len(tokenizer), seq_len, seed, out_dir / pid)
-            frame = evaluate(model.eval(), tokenizer, suite, progress=False)
-            atomic_write_json(done, {"source": src, "position": pos, "seed": seed, **stats,
-                                     "performance": probe_performance(frame),
-                                     "eval": frame.to_dict(orient="records")})
+            model, stats = train_probe(streams[(src, pos)], budget, len(tokenizer), seq_len, seed, out_dir / pid,
+                                       max_tokens)
+            scored = {} if stats["diverged"] else score_probe(model.eval(), tokenizer, suite)
+            atomic_write_json(done, {"source": src, "position": pos, "seed": seed, **stats, **scored})
             shutil.rmtree(out_dir / pid, ignore_errors=True)  # checkpoints are no longer needed
         rec = read_json(done)
-        for task, perf in rec["performance"].items():
+        for task, perf in rec.get("performance", {}).items():
             rows.append({"source": src, "position": pos, "seed": seed, "task": task, "performance": perf,
                          "final_loss": rec["final_loss"], "tokens": rec["tokens"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["source", "position", "seed", "task", "performance", "final_loss", "tokens"])
+
+def probe_records(out_dir: Path) -> list[dict[str, Any]]:
+    "Every cached probe record in `out_dir` (see `run_probes`), in file order."
+    return [read_json(p) for p in sorted(Path(out_dir).glob("*.json"))]
 
 # %% ../nbs/06_calibration.ipynb #c028
 def quantile_streams(corpus: Any, budget: CalibrationBudget) -> tuple[dict[tuple[str, float], np.ndarray], pd.DataFrame]:
@@ -406,7 +441,7 @@ def ground_truth_streams(sources: dict[str, dict[str, Any]], tokenizer: Any, bud
 
 # %% ../nbs/06_calibration.ipynb #c033
 def top_bottom_gaps(probes: pd.DataFrame) -> pd.DataFrame:
-    "Per source and task: mean performance of the top slice minus the bottom slice, with the seed spread."
+    "Per source and task: mean performance of the top slice minus the bottom slice, with the seed range (descriptive)."
     rows = []
     for (source, task), g in probes.groupby(["source", "task"]):
         top, bottom = g.position.min(), g.position.max()
@@ -417,7 +452,7 @@ def top_bottom_gaps(probes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 def source_winners(probes: pd.DataFrame) -> pd.DataFrame:
-    "Per task: each source's mean over slices, the difference (first − second source) per seed, and the winner."
+    "Per task: each source's mean over slices and seeds, and their difference (first − second) with its seed range."
     sources = sorted(set(probes.source))
     if len(sources) != 2:
         raise ConfigError(f"source_winners: expected two sources, got {sources}")
@@ -426,17 +461,180 @@ def source_winners(probes: pd.DataFrame) -> pd.DataFrame:
     for task, g in probes.groupby("task"):
         per_seed = g.groupby(["seed", "source"]).performance.mean().unstack()
         diff = per_seed[a] - per_seed[b]
-        decided = (diff > 0).all() or (diff < 0).all()
         rows.append({"task": task, a: float(per_seed[a].mean()), b: float(per_seed[b].mean()),
-                     "diff": float(diff.mean()), "diff_min": float(diff.min()), "diff_max": float(diff.max()),
-                     "winner": (a if diff.mean() > 0 else b) if decided else "undecided (seeds disagree)"})
+                     "diff": float(diff.mean()), "diff_min": float(diff.min()), "diff_max": float(diff.max())})
     return pd.DataFrame(rows)
 
-def above_chance(evals: Sequence[dict], task: str) -> bool:
-    "Whether any probe's acc_norm on `task` has its 95% CI entirely above chance."
-    return any(r["task"] == task and r["metric"] == "acc_norm" and r["ci_low"] > r["chance"] for r in evals)
-
 # %% ../nbs/06_calibration.ipynb #c035
+CALIBRATION_FILE = "calibration.json"  # chapter 06 writes it into its cache dir (`run.dir`)
+
 def calibration_path(run_dir: str | Path) -> Path:
-    "Where chapter 06 leaves the calibration table for chapters 07/08 (`load_calibration` reads it)."
-    return Path(run_dir) / "06_calibration" / "calibration.json"
+    """The calibration table chapter 06 left in its cache dir under `run_dir` (`load_calibration` reads it).
+    Raises a ConfigError naming chapter 06 when it has not run there: 07/08 never fall back to uncalibrated tops."""
+    return chapter_artifact(run_dir, "06_calibration", CALIBRATION_FILE)
+
+# %% ../nbs/06_calibration.ipynb #c035a
+def item_scores(rec: dict[str, Any], task: str, field: str) -> np.ndarray:
+    """Per-item values of one probe record: `acc_norm` or `gold_logprob` of a benchmark task, or `bpb` of every
+    held-out document of a `bpb/<domain>` task (task 'bpb': all domains in turn)."""
+    if field == "bpb":
+        keys = sorted(rec.get("docs", {})) if task == "bpb" else [task]
+        if not keys or any(k not in rec.get("docs", {}) for k in keys):
+            raise ConfigError(f"probe {probe_id(rec['source'], rec['position'], rec['seed'])}: no per-document "
+                              f"results for {task!r}; it has {sorted(rec.get('docs', {}))}")
+        return np.concatenate([np.asarray(rec["docs"][k]["nll"], float)
+                               / (math.log(2) * np.asarray(rec["docs"][k]["bytes"], float)) for k in keys])
+    if task not in rec.get("items", {}) or field not in rec["items"][task]:
+        raise ConfigError(f"probe {probe_id(rec['source'], rec['position'], rec['seed'])}: no per-item {field!r} "
+                          f"for task {task!r}; it has {sorted(rec.get('items', {}))}")
+    return np.asarray(rec["items"][task][field], float)
+
+def arm_items(records: Sequence[dict], task: str, field: str, arm: Callable[[dict], bool]) -> dict[int, np.ndarray]:
+    """Per seed: the per-item mean over the probes of an arm (`arm` picks records). A seed with a diverged probe
+    in the arm is left out, so both arms of a comparison always average the same slices."""
+    by_seed: dict[int, list[dict]] = {}
+    for r in records:
+        if arm(r):
+            by_seed.setdefault(int(r["seed"]), []).append(r)
+    out = {}
+    for s, rs in sorted(by_seed.items()):
+        if any(r.get("diverged") for r in rs):
+            continue
+        vals = [item_scores(r, task, field) for r in rs]
+        if len({len(v) for v in vals}) != 1:
+            raise ConfigError(f"{task}/{field}, seed {s}: probes were scored on different item counts "
+                              f"{sorted({len(v) for v in vals})}")
+        out[s] = np.mean(vals, axis=0)
+    return out
+
+def paired_diffs(records: Sequence[dict], task: str, field: str, arm_a: Callable[[dict], bool],
+                 arm_b: Callable[[dict], bool]) -> dict[int, np.ndarray]:
+    "Per seed both arms have: arm A − arm B on each held-out item (the same items: one suite for all probes)."
+    a, b = arm_items(records, task, field, arm_a), arm_items(records, task, field, arm_b)
+    out = {}
+    for s in sorted(set(a) & set(b)):
+        if len(a[s]) != len(b[s]):
+            raise ConfigError(f"{task}/{field}, seed {s}: the arms were scored on {len(a[s])} and {len(b[s])} items")
+        out[s] = a[s] - b[s]
+    return out
+
+# %% ../nbs/06_calibration.ipynb #c035a2
+def task_chance(records: Sequence[dict], task: str) -> float:
+    "Chance accuracy of a benchmark task, as its probes recorded it."
+    for r in records:
+        if task in r.get("chance", {}):
+            return float(r["chance"][task])
+    raise ConfigError(f"task {task!r}: no probe record holds its chance level")
+
+def informative_tasks(records: Sequence[dict]) -> list[str]:
+    """Tasks the common scale is built from: every bpb domain, and each benchmark whose acc_norm — per seed, the
+    per-item mean over all probes — clears chance by its 95% CI (one test per task, not a max over probes)."""
+    tasks = sorted({t for r in records for t in r.get("performance", {})})
+    out = []
+    for t in tasks:
+        pooled = {} if t.startswith("bpb") else arm_items(records, t, "acc_norm", lambda r: True)
+        if t.startswith("bpb") or (pooled and above_chance(list(pooled.values()), task_chance(records, t))):
+            out.append(t)
+    return out
+
+# %% ../nbs/06_calibration.ipynb #c035c
+KAIYUAN_CALIBRATION = "Kaiyuan-2B §data (quantile calibration)"
+
+def _positions(records: Sequence[dict]) -> tuple[float, float]:
+    "The top (first) and bottom (last) probed slice positions."
+    pos = sorted({float(r["position"]) for r in records})
+    return pos[0], pos[-1]
+
+def accuracy_claim(records: Sequence[dict], id: str, claim: str, task: str, arm_a: Callable[[dict], bool],
+                   arm_b: Callable[[dict], bool], label: str, paper_effect: str) -> tuple[dict, dict[str, float]]:
+    """A Kaiyuan claim on a benchmark: acc_norm of arm A − arm B per item and seed (direction '+'); inconclusive
+    when neither arm is above chance. Also returns the gold-option log-share effect as metrics."""
+    metric = f"{task} acc_norm per item, {label}"
+    if not any(task in r.get("items", {}) for r in records):
+        return untested_claim(id, claim, KAIYUAN_CALIBRATION, metric, "+", paper_effect,
+                              f"{task} is not in this scale's probe suite (CalibrationBudget.tasks)"), {}
+    diffs = paired_diffs(records, task, "acc_norm", arm_a, arm_b)
+    if not diffs:
+        return untested_claim(id, claim, KAIYUAN_CALIBRATION, metric, "+", paper_effect,
+                              "no seed has both arms without a diverged probe"), {}
+    chance = task_chance(records, task)
+    above = [above_chance(list(arm_items(records, task, "acc_norm", arm).values()), chance) for arm in (arm_a, arm_b)]
+    eff, gold = paired_effect(diffs), paired_effect(paired_diffs(records, task, "gold_logprob", arm_a, arm_b))
+    evidence = (f"{label}: {eff.estimate:+.4f} acc_norm [{eff.ci[0]:+.4f}, {eff.ci[1]:+.4f}] over {eff.n_items} "
+                f"items x {eff.n_seeds} seeds (chance {chance:.3f}; arm above chance: {above[0]}/{above[1]}); "
+                f"gold-option log-share {gold.estimate:+.4f} [{gold.ci[0]:+.4f}, {gold.ci[1]:+.4f}] nats")
+    return (paper_claim(id, claim, KAIYUAN_CALIBRATION, metric, "+", eff, evidence, paper_effect,
+                        at_chance=not any(above)),
+            {f"gold_logprob_diff_{task}": gold.estimate, f"gold_logprob_diff_{task}_ci_low": gold.ci[0],
+             f"gold_logprob_diff_{task}_ci_high": gold.ci[1]})
+
+# %% ../nbs/06_calibration.ipynb #c035c2
+def quality_rank_claim(records: Sequence[dict], source: str) -> dict:
+    "Kaiyuan's premise for one source: the bottom probed slice's probe has higher held-out bpb than the top's."
+    top, bottom = _positions(records)
+    cid, text = f"calibration_scores_rank_data_{source}", f"{source}'s quality score ranks data by what it does to a model"
+    metric = f"held-out English bpb per document, bottom ({bottom:.0%}) − top slice probe of {source}"
+    diffs = paired_diffs(records, "bpb", "bpb", lambda r: r["source"] == source and r["position"] == bottom,
+                         lambda r: r["source"] == source and r["position"] == top)
+    if not diffs:
+        return untested_claim(cid, text, KAIYUAN_CALIBRATION, metric, "+", None, "every seed has a diverged probe")
+    eff = paired_effect(diffs)
+    return paper_claim(cid, text, KAIYUAN_CALIBRATION, metric, "+", eff,
+                       f"bpb(bottom) − bpb(top) = {eff.estimate:+.4f} [{eff.ci[0]:+.4f}, {eff.ci[1]:+.4f}] bits/byte "
+                       f"over {eff.n_items} held-out documents x {eff.n_seeds} seeds",
+                       "top-quality slices train better probes")
+
+def calibration_claims(records: Sequence[dict], sources: Sequence[str]) -> tuple[list[dict], dict[str, float]]:
+    "The report's four findings, decided on the probes' paired per-item results; and their metrics."
+    a, b = sources
+    top, bottom = _positions(records)
+    is_a, is_b = (lambda r: r["source"] == a), (lambda r: r["source"] == b)
+    specs = [("calibration_mmlu_edu_like_wins", "Fineweb-Edu-like data wins knowledge/reading (MMLU)", "mmlu",
+              is_a, is_b, f"{a} − {b} (all slices)", "MMLU: Fineweb-Edu > DCLM"),
+             ("calibration_winogrande_dclm_like_wins", "DCLM-like data is slightly better at commonsense (WinoGrande)",
+              "winogrande", is_b, is_a, f"{b} − {a} (all slices)", "WinoGrande: DCLM slightly > Fineweb-Edu"),
+             ("calibration_arc_easy_top_vs_bottom", "Top- vs bottom-quality slices differ by 8–15% on ARC-Easy",
+              "arc_easy", lambda r: r["position"] == top, lambda r: r["position"] == bottom,
+              f"top ({top:.0%}) − bottom ({bottom:.0%}) slice, both sources", "+8 to +15 accuracy points")]
+    claims, metrics = [], {}
+    for spec in specs:
+        c, m = accuracy_claim(records, *spec)
+        claims.append(c)
+        metrics.update(m)
+    claims += [quality_rank_claim(records, s) for s in sources]
+    for s in sources:
+        metrics[f"diverged_runs_{s}"] = sum(bool(r.get("diverged")) for r in records if r["source"] == s)
+    return claims, metrics
+
+# %% ../nbs/06_calibration.ipynb #c035e
+def ground_truth_check(gt: pd.DataFrame, n_seeds: int, seed: int = 0) -> tuple[dict, dict[str, float]]:
+    """Our check of the method on the ground-truth set (`gt`: one row per slice with its calibrated
+    `equivalent_position`, own `position` and `true_quality`): passed when the 95% CI of Spearman
+    ρ(calibrated quality, true quality) lies above 0. The uncalibrated ρ (same position = same quality) is
+    reported beside it."""
+    rho, lo, hi = spearman_ci(-gt.equivalent_position, gt.true_quality, seed=seed)
+    naive = spearman_ci(-gt.position, gt.true_quality, n_boot=0)[0]
+    ok = math.isfinite(lo) and lo > 0
+    check = check_claim(
+        "calibration_recovers_true_order",
+        "Quantile calibration recovers the true quality order across differently-scaled scores",
+        "calibration_ground_truth_spearman", rho if math.isfinite(rho) else None, ok,
+        "passed if the lower end of the 95% bootstrap CI (over slices) of Spearman ρ between the calibrated "
+        "position (negated) and the slice's true mean quality is above 0",
+        (f"Spearman ρ = {rho:.3f} [{lo:.3f}, {hi:.3f}] over {len(gt)} slices" if math.isfinite(rho) else
+         f"the calibrated positions of the {len(gt)} slices carry no order (constant), so ρ is undefined")
+        + f"; uncalibrated ρ (same own-score position = same quality) {naive:.3f}",
+        n_seeds=n_seeds, n_items=len(gt))
+    metrics = {k: v for k, v in (("calibration_ground_truth_spearman", rho),
+                                 ("calibration_ground_truth_spearman_ci_low", lo),
+                                 ("calibration_ground_truth_spearman_ci_high", hi),
+                                 ("calibration_uncalibrated_spearman", naive),
+                                 ("uncalibrated_ground_truth_spearman", naive)) if math.isfinite(v)}
+    return check, metrics
+
+def probe_compute(records: Sequence[dict], budget: CalibrationBudget, vocab_size: int, seq_len: int) -> tuple[int, float]:
+    "Tokens trained by all `records`' probes and their training FLOPs (`flops_per_token` of the probe model)."
+    from kaiyuan_nb.model import config_for_scale, flops_per_token
+    tokens = int(sum(r["tokens"] for r in records))
+    per_token = flops_per_token(config_for_scale("report", vocab_size, **budget.probe_model), seq_len)["total"]
+    return tokens, float(per_token * tokens)

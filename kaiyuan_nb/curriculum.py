@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .core import ConfigError, atomic_write_json, read_json
+from .verdicts import check_claim, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['ORDERS', 'CDMA_BUDGETS', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction', 'pick_documents', 'interleaved_ascending',
-           'Curriculum', 'build_curriculum', 'CurriculumLoader', 'average_last', 'CDMABudget', 'cdma_phase',
-           'cdma_run_id', 'run_cdma', 'run_cdma_grid', 'curriculum_gain', 'best_of', 'calibrated_top', 'kaiyuan_phases']
+__all__ = ['ORDERS', 'CDMA_BUDGETS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction',
+           'pick_documents', 'interleaved_ascending', 'Curriculum', 'build_curriculum', 'CurriculumLoader',
+           'average_last', 'CDMABudget', 'cdma_phase', 'cdma_run_id', 'run_cdma', 'run_cdma_grid', 'curriculum_gain',
+           'best_of', 'doc_bpb', 'cdma_seed_diffs', 'best_settings', 'cdma_claims', 'repetition_check',
+           'cdma_untested_claims', 'calibrated_top', 'kaiyuan_phases']
 
 # %% ../nbs/07_curriculum.ipynb #c005
 ORDERS = ("shuffle", "ascending")
@@ -327,16 +331,16 @@ class CDMABudget:
     model: dict = dataclasses.field(default_factory=dict)
     eval_docs: int = 100
     eval_doc_bytes: int = 2000
-    threads: int = 0  # torch threads per run (0: leave as is); 1 fixes the numbers whatever the machine,
-    # and a model this small loses little on one thread but a lot when its threads share busy cores
+    threads: int = 0  # torch threads per run (0: all cores, for the one heavy job on an idle machine); 1 fixes
+    # the numbers whatever the machine, and a small model loses a lot when its threads share busy cores
 
 CDMA_BUDGETS = {
     "smoke": CDMABudget(train_tokens=16_384, final_lr_ratios=(1.0, 0.03), average_k=3, average_every=2, seeds=(0,),
                         batch_size=4, warmup_steps=2, eval_docs=8, eval_doc_bytes=600, threads=1,
                         model=dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
                                    num_key_value_heads=1, intermediate_size=128)),
-    "report": CDMABudget(train_tokens=160_000, final_lr_ratios=(1.0, 0.3, 0.03), average_k=6, average_every=3,
-                         seeds=(0, 1), batch_size=8, warmup_steps=6, eval_docs=80, eval_doc_bytes=2000, threads=1,
+    "report": CDMABudget(train_tokens=140_000, final_lr_ratios=(1.0, 0.3, 0.03), average_k=6, average_every=3,
+                         seeds=(0, 1, 2), batch_size=8, warmup_steps=6, eval_docs=64, eval_doc_bytes=2000, threads=0,
                          model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                                     num_key_value_heads=2, intermediate_size=384)),
     "gpu": CDMABudget(train_tokens=200_000_000, final_lr_ratios=(1.0, 0.5, 0.3, 0.1, 0.0), average_k=6,
@@ -353,20 +357,28 @@ def cdma_run_id(order: str, final_lr_ratio: float, seed: int) -> str:
     return f"{order}__lr{final_lr_ratio:g}__s{seed}"
 
 # %% ../nbs/07_curriculum.ipynb #c025
+def _doc_results(model: torch.nn.Module, tok: Any, texts: dict[str, Sequence[str]], seq_len: int) -> dict[str, dict]:
+    "Per held-out domain: every document's NLL (nats) and UTF-8 bytes, and the domain's bits per byte."
+    from kaiyuan_nb.eval import document_nll
+    out = {}
+    for d, t in texts.items():
+        nll, nbytes = document_nll(model, tok, t, seq_len)
+        out[d] = {"nll": nll.tolist(), "bytes": nbytes.tolist(), "bpb": float(nll.sum() / (math.log(2) * nbytes.sum()))}
+    return out
+
 def run_cdma(corpus: Any, budget: CDMABudget, order: str, final_lr_ratio: float, seed: int, seq_len: int,
              texts: dict[str, Sequence[str]], out_dir: Path) -> dict[str, Any]:
-    "Train and score one (order, final LR ratio, seed) run of the grid; cached in `<out_dir>/<run id>.json`."
+    """Train and score one (order, final LR ratio, seed) run of the grid; cached in `<out_dir>/<run id>.json`.
+    A run whose loss turns non-finite is recorded with `diverged: true` and no scores."""
     import shutil
     from kaiyuan_nb.core import seed_everything
-    from kaiyuan_nb.eval import bits_per_byte
     from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
     from kaiyuan_nb.train import TrainConfig, train
     rid = cdma_run_id(order, final_lr_ratio, seed)
     done = out_dir / f"{rid}.json"
     if done.exists():
         return read_json(done)
-    if budget.threads:
-        torch.set_num_threads(budget.threads)
+    torch.set_num_threads(budget.threads or os.cpu_count() or 1)
     cur = build_curriculum(corpus, [cdma_phase(budget, order)], budget.train_tokens, seed)
     loader = CurriculumLoader(cur, seq_len, budget.batch_size)
     steps = loader.total_steps
@@ -376,41 +388,45 @@ def run_cdma(corpus: Any, budget: CDMABudget, order: str, final_lr_ratio: float,
                           f"needs more than {tail} steps; the stream gives {steps}")
     cfg = TrainConfig(lr=budget.lr, total_steps=steps, schedule="wsd", warmup_steps=budget.warmup_steps,
                       final_lr_ratio=final_lr_ratio, decay_fraction=budget.decay_fraction,
-                      checkpoint_every=budget.average_every, keep_last=budget.average_k, progress=False)
-    seed_everything(seed)
+                      checkpoint_every=budget.average_every, keep_last=budget.average_k, progress=False,
+                      on_nonfinite="stop")
+    seed_everything(seed)  # the same initialisation for every order and schedule of a seed
     model = KaiyuanForCausalLM(config_for_scale("report", len(corpus.tokenizer()), **budget.model))
     run_dir = out_dir / rid
     result = train(model, loader, cfg, out_dir=run_dir, resume=True)
-    tok = corpus.tokenizer()
-    model.eval()
-    final = {d: bits_per_byte(model, tok, t, seq_len) for d, t in texts.items()}
-    average_last(model, run_dir, budget.average_k)
-    averaged = {d: bits_per_byte(model, tok, t, seq_len) for d, t in texts.items()}
     quality = cur.items.groupby(pd.cut(cur.items.start, 10, labels=False))["rank"].mean()
     record = {"order": order, "final_lr_ratio": final_lr_ratio, "seed": seed, "steps": steps,
-              "tokens": result.tokens, "tokens_per_s": result.tokens_per_s,
-              "final_bpb": final, "averaged_bpb": averaged,
-              "loss": [h["loss"] for h in result.history], "lr": [h["lr"] for h in result.history],
+              "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "diverged": result.stopped is not None,
+              "loss": [h["loss"] if math.isfinite(h["loss"]) else None for h in result.history], "lr": [h["lr"] for h in result.history],
               "rank_by_decile": quality.tolist()}
+    if not record["diverged"]:
+        tok = corpus.tokenizer()
+        model.eval()
+        record["final_docs"] = _doc_results(model, tok, texts, seq_len)
+        average_last(model, run_dir, budget.average_k)
+        record["averaged_docs"] = _doc_results(model, tok, texts, seq_len)
+        for kind in ("final", "averaged"):
+            record[f"{kind}_bpb"] = {d: v["bpb"] for d, v in record[f"{kind}_docs"].items()}
     atomic_write_json(done, record)
     shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are no longer needed
     return record
 
+# %% ../nbs/07_curriculum.ipynb #c025b
 def run_cdma_grid(corpus: Any, budget: CDMABudget, seq_len: int, texts: dict[str, Sequence[str]], out_dir: Path,
                   progress: bool = True) -> pd.DataFrame:
-    "All runs of the grid (cached); one row per run and model kind (final | averaged) with bpb per domain."
+    "All runs of the grid (cached); one row per finished run and model kind (final | averaged) with bpb per domain."
     from tqdm.auto import tqdm
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [(o, r, s) for s in budget.seeds for r in budget.final_lr_ratios for o in ORDERS]
     rows = []
     for order, ratio, seed in tqdm(jobs, desc="CDMA runs", disable=not progress):
         rec = run_cdma(corpus, budget, order, ratio, seed, seq_len, texts, out_dir)
-        for kind in ("final", "averaged"):
+        for kind in () if rec.get("diverged") else ("final", "averaged"):
             row = {"order": order, "final_lr_ratio": ratio, "seed": seed, "model": kind}
             row.update({f"bpb_{d}": v for d, v in rec[f"{kind}_bpb"].items()})
             rows.append(row)
     frame = pd.DataFrame(rows)
-    frame["bpb_mean"] = frame[[c for c in frame.columns if c.startswith("bpb_") and c != "bpb_mean"]].mean(axis=1)
+    frame["bpb_mean"] = frame[[c for c in frame.columns if c.startswith("bpb_")]].mean(axis=1)
     return frame
 
 # %% ../nbs/07_curriculum.ipynb #c027
@@ -431,6 +447,118 @@ def best_of(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
                      "uniform_bpb": uni[metric], "uniform_lr_ratio": uni.final_lr_ratio,
                      "advantage": uni[metric] - asc[metric]})
     return pd.DataFrame(rows)
+
+# %% ../nbs/07_curriculum.ipynb #c028a
+CDMA_SOURCE = "CDMA (arXiv 2511.18903)"
+BPB_METRIC = "held-out English bpb per document"
+
+def doc_bpb(record: Mapping[str, Any], model: str = "final") -> np.ndarray:
+    "Bits per byte of every held-out document of one grid run (`model`: final | averaged), domains in sorted order."
+    docs = record.get(f"{model}_docs")
+    if not docs:
+        raise ConfigError(f"CDMA run {cdma_run_id(record['order'], record['final_lr_ratio'], record['seed'])}: "
+                          f"no per-document {model!r} results (diverged, or written by older code)")
+    return np.concatenate([np.asarray(docs[d]["nll"], float) / (math.log(2) * np.asarray(docs[d]["bytes"], float))
+                           for d in sorted(docs)])
+
+def cdma_seed_diffs(records: Mapping[str, Mapping], seeds: Sequence[int],
+                    terms: Sequence[tuple[float, str, float, str]]) -> dict[int, np.ndarray]:
+    """Per seed: Σ sign · doc_bpb(run) over `terms` = (sign, order, final LR ratio, model), per held-out document.
+    Seeds where a needed run diverged (or is missing) are left out."""
+    out = {}
+    for s in seeds:
+        runs = [records.get(cdma_run_id(o, r, s)) for _, o, r, _ in terms]
+        if any(rec is None or rec.get("diverged") for rec in runs):
+            continue
+        out[int(s)] = sum(sign * doc_bpb(rec, m) for (sign, _, _, m), rec in zip(terms, runs))
+    return out
+
+def best_settings(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float],
+                  select: np.ndarray) -> tuple[float, float]:
+    """CDMA's 'best of each arm', chosen on the held-out documents where `select` is True (mean over seeds): the
+    final LR ratio of the best ascending+averaged run, and of the best uniform (shuffled) final run."""
+    def score(order: str, ratio: float, model: str) -> float:
+        d = cdma_seed_diffs(records, seeds, [(1.0, order, ratio, model)])
+        return float(np.mean([v[select].mean() for v in d.values()])) if d else math.inf
+    asc = min(ratios, key=lambda r: score("ascending", r, "averaged"))
+    uni = min(ratios, key=lambda r: score("shuffle", r, "final"))
+    return asc, uni
+
+# %% ../nbs/07_curriculum.ipynb #c028b
+def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float]
+                ) -> tuple[list[dict], dict[str, float]]:
+    "CDMA's three measurable claims on the grid's paired per-document bpb differences, and their metrics."
+    const, strongest = max(ratios), min(ratios)
+    gain = lambda r: [(1.0, "shuffle", r, "final"), (-1.0, "ascending", r, "final")]  # uniform − ascending
+    claims, metrics = [], {}
+    def add(id: str, claim: str, metric: str, diffs: dict, evidence: str, paper_effect: str, key: str) -> None:
+        if not diffs:
+            claims.append(untested_claim(id, claim, CDMA_SOURCE, metric, "+", paper_effect,
+                                         "every seed has a diverged run among the arms"))
+            return
+        eff = paired_effect(diffs)
+        claims.append(paper_claim(id, claim, CDMA_SOURCE, metric, "+", eff, evidence.format(e=eff), paper_effect))
+        metrics.update({key: eff.estimate, f"{key}_ci_low": eff.ci[0], f"{key}_ci_high": eff.ci[1],
+                        f"{key}_mde": eff.mde})
+    span = "{e.estimate:+.4f} [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}] bits/byte over {e.n_items} documents x {e.n_seeds} seeds"
+    if const == 1.0:
+        add("cdma_ascending_beats_random_constant_lr", "Ascending-quality order beats random order under a constant LR",
+            f"{BPB_METRIC}: uniform − ascending order, final models, constant LR", cdma_seed_diffs(records, seeds, gain(1.0)),
+            "gain " + span, "ascending clearly better than random under constant LR", "cdma_gain_constant_lr")
+    else:
+        claims.append(untested_claim("cdma_ascending_beats_random_constant_lr",
+                                     "Ascending-quality order beats random order under a constant LR", CDMA_SOURCE,
+                                     f"{BPB_METRIC}: uniform − ascending", "+", None, "the grid has no constant-LR run"))
+    shrink = gain(const) + [(-s, o, strongest, m) for s, o, _, m in gain(strongest)]
+    add("cdma_gain_shrinks_with_decay", "The curriculum gain shrinks as the LR decays",
+        f"{BPB_METRIC}: gain at final LR {const:g}x − gain at {strongest:g}x peak (gain = uniform − ascending, final)",
+        cdma_seed_diffs(records, seeds, shrink), "gain difference " + span, "gain shrinks under LR decay",
+        "cdma_gain_shrink")
+    strong = cdma_seed_diffs(records, seeds, gain(strongest))
+    if strong:
+        metrics["cdma_gain_strongest_decay"] = paired_effect(strong).estimate
+    n_docs = next((len(doc_bpb(r)) for r in records.values() if not r.get("diverged")), 0)
+    select = np.arange(n_docs) % 2 == 0
+    asc, uni = best_settings(records, seeds, ratios, select)
+    best = cdma_seed_diffs(records, seeds, [(1.0, "shuffle", uni, "final"), (-1.0, "ascending", asc, "averaged")])
+    add("cdma_best_ascend_avg_beats_best_uniform", "Best Ascend+averaging beats best Uniform+WSD",
+        f"{BPB_METRIC} (odd-indexed half): best uniform final (LR ratio chosen on the even half) − best ascending + "
+        "checkpoint averaging", {s: v[~select] for s, v in best.items()},
+        f"best ascending+avg final LR {asc:g}x, best uniform {uni:g}x (chosen on the even-indexed documents); advantage "
+        + span, "best Ascend+avg beats best Uniform+WSD under every decay tried", "cdma_best_ascend_avg_advantage")
+    for o in ORDERS:
+        metrics[f"diverged_runs_{o}"] = sum(bool(r.get("diverged")) for r in records.values() if r["order"] == o)
+    return claims, metrics
+
+# %% ../nbs/07_curriculum.ipynb #c028c
+def repetition_check(exposure: pd.DataFrame, source: str) -> dict:
+    """Our check of the five-phase plan: documents of `source`'s top quality decile are shown at least twice on
+    average, and those of its bottom half at most once (`exposure`: `Curriculum.exposure(source)`)."""
+    top = exposure[exposure["rank"] < 0.1].copies
+    bottom = exposure[exposure["rank"] >= 0.5].copies
+    rule = ("passed if the top-decile documents (by the source's own quality rank) that the built stream holds are "
+            "shown >= 2 times on average and the bottom-half documents <= 1 time")
+    claim = "The top-quality data is repeated several times, the rest once"
+    if top.empty:
+        return check_claim("plan_top_quality_repeated", claim, f"{source} top-decile exposure", None, False, rule,
+                           f"no document of {source}'s top decile is in this plan's document subset, so the plan "
+                           "repeats nothing of it", n_items=0)
+    mean_bottom = float(bottom.mean()) if len(bottom) else 0.0
+    return check_claim("plan_top_quality_repeated", claim, f"{source} top-decile exposure", float(top.mean()),
+                       top.mean() >= 2 and mean_bottom <= 1.0, rule,
+                       f"{source} top decile shown {top.mean():.2f}x ({len(top)} pieces), bottom half "
+                       f"{mean_bottom:.2f}x ({len(bottom)} pieces) over the five-phase plan, measured on the built stream",
+                       n_items=len(top) + len(bottom))
+
+def cdma_untested_claims() -> list[dict]:
+    "CDMA's headline number, which no laptop-scale grid can measure."
+    return [untested_claim(
+        "cdma_avg_benchmark_gain_1p5b", "Ascending order + moderate decay + averaging gives +1.64% average benchmark "
+        "score over random shuffling at 1.5B parameters / 30B tokens", CDMA_SOURCE,
+        "average benchmark accuracy: CDMA recipe − random order", "+", "+1.64 points at 1.5B params / 30B tokens",
+        "it needs a 1.5B-parameter model trained on 30B tokens per arm (about 6·1.5e9·3e10 = 2.7e20 FLOPs per run; "
+        "two arms × 3 seeds ≈ 1.6e21 FLOPs, weeks on one H100-class GPU) and a benchmark suite above chance; even "
+        "the `gpu` budget (200M tokens per run) is ~150x short on tokens")]
 
 # %% ../nbs/07_curriculum.ipynb #c030
 def calibrated_top(calibration: pd.DataFrame | None, source: str, reference_top: float) -> float:

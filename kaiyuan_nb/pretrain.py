@@ -9,7 +9,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,12 @@ import torch
 
 from .core import ConfigError, atomic_write_json, read_json
 from .curriculum import Curriculum, CurriculumLoader, average_last
+from .verdicts import Effect, check_claim, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['PRETRAIN_BUDGETS', 'RUN_KINDS', 'PretrainBudget', 'run_config', 'shuffled_like', 'domain_bpb_fn', 'pretrain_run',
-           'export_hf', 'check_export']
+__all__ = ['PRETRAIN_BUDGETS', 'RUN_KINDS', 'KAIYUAN', 'CDMA', 'PretrainBudget', 'run_config', 'shuffled_like', 'domain_bpb_fn',
+           'domain_nll_fn', 'pretrain_run', 'document_bpb', 'paired_bpb_diffs', 'pretrain_effects', 'pretrain_metrics',
+           'pretrain_claims', 'effects_frame', 'export_hf', 'check_export']
 
 # %% ../nbs/08_training.ipynb #c005
 @dataclass(frozen=True)
@@ -35,15 +37,16 @@ class PretrainBudget:
     average_every: int = 10
     eval_every: int = 20
     train_tokens: int = 0  # tokens per run (0: the scale's train_tokens)
-    curve_docs: int = 12  # held-out docs per domain for the loss curves
+    curve_docs: int = 12  # held-out docs per domain: the loss curves and the paired verdicts' items
     curve_doc_bytes: int = 1000
+    suite_items: int = 0  # items per task of chapter 04's suite on the first seed's models (0: the scale's)
     threads: int = 0  # torch CPU threads (0: all)
 
 PRETRAIN_BUDGETS = {
     "smoke": PretrainBudget(warmup_steps=2, average_k=3, average_every=2, eval_every=8, curve_docs=3,
                             curve_doc_bytes=400, threads=1),
-    "report": PretrainBudget(warmup_steps=10, average_k=6, average_every=6, eval_every=10, train_tokens=400_000, threads=1,
-                             curve_docs=12, curve_doc_bytes=1000),
+    "report": PretrainBudget(warmup_steps=10, average_k=6, average_every=6, eval_every=15, train_tokens=300_000,
+                             curve_docs=12, curve_doc_bytes=1000, suite_items=200),
     "gpu": PretrainBudget(lr=1e-3, warmup_steps=500, average_k=6, average_every=500, eval_every=1000,
                           curve_docs=200, curve_doc_bytes=4000),
 }
@@ -64,7 +67,7 @@ def run_config(kind: str, budget: PretrainBudget, total_steps: int, last_phase_s
                           f"steps needs more than the {total_steps} steps of this run")
     common = dict(lr=budget.lr, total_steps=total_steps, warmup_steps=min(budget.warmup_steps, total_steps // 10),
                   checkpoint_every=budget.average_every, keep_last=budget.average_k, precision=precision,
-                  eval_every=budget.eval_every)
+                  eval_every=budget.eval_every, on_nonfinite="stop")
     if kind == "recipe":
         return TrainConfig(schedule="wsd", final_lr_ratio=budget.final_lr_ratio,
                            decay_fraction=(total_steps - last_phase_step) / total_steps, **common)
@@ -98,9 +101,22 @@ def domain_bpb_fn(tokenizer: Any, texts: dict[str, Sequence[str]], seq_len: int)
         return {f"bpb_{d}": bits_per_byte(model, tokenizer, t, seq_len) for d, t in texts.items()}
     return eval_fn
 
+def domain_nll_fn(tokenizer: Any, texts: dict[str, Sequence[str]], seq_len: int):
+    "A function of a model: per domain, every document's NLL in nats and its UTF-8 bytes (`{'nll', 'bytes'}` lists)."
+    from kaiyuan_nb.eval import document_nll
+    if not texts:
+        raise ConfigError("domain_nll_fn: no held-out texts given")
+    def doc_fn(model: torch.nn.Module) -> dict[str, dict[str, list[float]]]:
+        out = {}
+        for d, t in texts.items():
+            nll, nbytes = document_nll(model, tokenizer, t, seq_len)
+            out[d] = {"nll": nll.tolist(), "bytes": nbytes.tolist()}
+        return out
+    return doc_fn
+
 # %% ../nbs/08_training.ipynb #c012
 def pretrain_run(kind: str, model_config: Any, curriculum: Curriculum, budget: PretrainBudget, seq_len: int,
-                 batch_size: int, seed: int, out_dir: Path, eval_fn=None, precision: str = "fp32",
+                 batch_size: int, seed: int, out_dir: Path, eval_fn=None, doc_fn=None, precision: str = "fp32",
                  progress: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:
     "Train (or resume, or load the finished) `kind` run; returns the model (averaged for the recipe) and its record."
     from kaiyuan_nb.core import seed_everything
@@ -120,18 +136,145 @@ def pretrain_run(kind: str, model_config: Any, curriculum: Curriculum, budget: P
     seed_everything(seed)
     model = KaiyuanForCausalLM(model_config)
     result = train(model, loader, cfg, out_dir=out_dir, resume=True, eval_fn=eval_fn)
-    averaged = average_last(model, out_dir, budget.average_k) if kind == "recipe" else []
-    if averaged and eval_fn is not None:
+    model.eval()
+    documents = {"final": doc_fn(model)} if doc_fn is not None and result.stopped is None else {}
+    averaged = average_last(model, out_dir, budget.average_k) if kind == "recipe" and result.stopped is None else []
+    if averaged:
         model.eval()
         with torch.no_grad():
-            result.evals.append({"step": cfg.total_steps, "averaged": True, **eval_fn(model)})
+            if eval_fn is not None:
+                result.evals.append({"step": cfg.total_steps, "averaged": True, **eval_fn(model)})
+            if doc_fn is not None:
+                documents["averaged"] = doc_fn(model)
     record = {"kind": kind, "seed": seed, "steps": cfg.total_steps, "tokens": result.tokens,
               "tokens_per_s": result.tokens_per_s, "phase_steps": steps, "averaged_checkpoints": averaged,
+              "diverged": result.stopped, "documents": documents,
               "history": [{k: h[k] for k in ("step", "loss", "lr", "grad_norm", "sources")} for h in result.history],
               "evals": result.evals, "config": dataclasses.asdict(cfg)}
     model.save_pretrained(weights)  # safetensors, written before the record so `done` implies weights
     atomic_write_json(done, record)
     return model.eval(), record
+
+# %% ../nbs/08_training.ipynb #c012b
+def document_bpb(docs: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, np.ndarray]:
+    "Bits per byte of every document, per domain, from per-document `{'nll': nats, 'bytes': UTF-8 bytes}`."
+    return {d: np.asarray(v["nll"], float) / (math.log(2) * np.asarray(v["bytes"], float)) for d, v in docs.items()}
+
+def paired_bpb_diffs(minuend: Mapping[Any, Mapping], subtrahend: Mapping[Any, Mapping],
+                     domains: Sequence[str] | None = None) -> dict[Any, np.ndarray]:
+    "Per seed: per-document bpb of `minuend` − bpb of `subtrahend` (the same documents), over `domains` (None: all)."
+    out = {}
+    for s in minuend:
+        a, b = document_bpb(minuend[s]), document_bpb(subtrahend[s])
+        doms = list(domains) if domains is not None else sorted(a)
+        bad = [d for d in doms if d not in a or d not in b or a[d].shape != b[d].shape]
+        if bad:
+            raise ConfigError(f"paired_bpb_diffs: seed {s}: domain(s) {bad} were not scored on the same documents "
+                              "in both arms")
+        out[s] = np.concatenate([a[d] - b[d] for d in doms])
+    return out
+
+def pretrain_effects(records: Mapping[tuple[str, int], Mapping[str, Any]],
+                     n_boot: int = 2000) -> tuple[dict[str, Effect], dict[str, int]]:
+    """Paired effects over the seeds where neither run diverged — 'advantage' (baseline − averaged recipe) and
+    'averaging_gain' (recipe's last checkpoint − its average), pooled and per domain ('advantage/<domain>') —
+    and the number of diverged runs per kind."""
+    seeds = sorted({s for _, s in records})
+    diverged = {k: sum(bool(records[k, s].get("diverged")) for s in seeds if (k, s) in records) for k in RUN_KINDS}
+    ok = [s for s in seeds if all((k, s) in records and not records[k, s].get("diverged") for k in RUN_KINDS)]
+    if not ok:
+        return {}, diverged
+    recipe = {s: records["recipe", s]["documents"]["averaged"] for s in ok}
+    arms = {"advantage": {s: records["baseline", s]["documents"]["final"] for s in ok},
+            "averaging_gain": {s: records["recipe", s]["documents"]["final"] for s in ok}}
+    effects = {}
+    for name, minuend in arms.items():
+        effects[name] = paired_effect(paired_bpb_diffs(minuend, recipe), n_boot)
+        for d in sorted(recipe[ok[0]]):
+            effects[f"{name}/{d}"] = paired_effect(paired_bpb_diffs(minuend, recipe, [d]), n_boot)
+    return effects, diverged
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name)
+
+def pretrain_metrics(effects: Mapping[str, Effect], diverged: Mapping[str, int]) -> dict[str, float]:
+    "Effects with their 95% CIs (and MDE when pooled) as metrics; domains whose advantage CI lies above 0; diverged runs."
+    pooled = {"advantage": "pretrain_recipe_advantage_bpb", "averaging_gain": "pretrain_averaging_gain_bpb"}
+    per_domain = {"advantage": "pretrain_advantage_bpb", "averaging_gain": "pretrain_averaging_gain_bpb"}
+    out: dict[str, float] = {f"pretrain_diverged_runs_{k}": int(v) for k, v in diverged.items()}
+    for key, e in effects.items():
+        arm, _, dom = key.partition("/")
+        name = f"{per_domain[arm]}_{_slug(dom)}" if dom else pooled[arm]
+        out.update({name: e.estimate, f"{name}_ci_lo": e.ci[0], f"{name}_ci_hi": e.ci[1]})
+        if not dom:
+            out[f"{name}_mde"] = e.mde
+    out["pretrain_domains_recipe_better"] = sum(k.startswith("advantage/") and e.ci[0] > 0 for k, e in effects.items())
+    out["pretrain_verdict_seeds"] = effects["advantage"].n_seeds if "advantage" in effects else 0
+    return out
+
+# %% ../nbs/08_training.ipynb #c012c
+KAIYUAN = "Kaiyuan-2B (arXiv 2512.07612)"
+CDMA = "CDMA (arXiv 2511.18903)"
+
+def _per_domain(effects: Mapping[str, Effect], arm: str) -> str:
+    return "; ".join(f"{k.split('/', 1)[1]} {e.estimate:+.4f} [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}]"
+                     for k, e in effects.items() if k.startswith(arm + "/"))
+
+def pretrain_claims(effects: Mapping[str, Effect], diverged: Mapping[str, int], export: Mapping[str, Any],
+                    setup: str) -> list[dict[str, Any]]:
+    "The chapter's claims: recipe vs baseline and the averaging gain (paper), the export reload (ours), three untested."
+    rows = []
+    for arm, cid, text, source, metric, paper, what in (
+        ("advantage", "pretrain_recipe_beats_shuffled_cosine",
+         "The final recipe (curriculum + moderate decay + checkpoint averaging) trains a better model than the same "
+         "data shuffled with a cosine schedule", f"{KAIYUAN}, § training; {CDMA}", "pretrain_recipe_advantage_bpb",
+         "CDMA: +1.64% average benchmark score over random shuffling (1.5B parameters, 30B tokens)",
+         "held-out bpb per document, baseline (shuffled, cosine to 10%, no averaging) − recipe (averaged)"),
+        ("averaging_gain", "pretrain_checkpoint_averaging_gain",
+         "Averaging the last checkpoints of a moderately decayed run improves on its last checkpoint", CDMA,
+         "pretrain_averaging_gain_bpb", None, "held-out bpb per document, recipe's last checkpoint − average of its "
+         "last checkpoints")):
+        if arm not in effects:
+            rows.append(untested_claim(cid, text, source, metric, "+", paper,
+                                       f"every seed had a diverged run ({dict(diverged)}), so nothing was scored"))
+            continue
+        e = effects[arm]
+        rows.append(paper_claim(cid, text, source, metric, "+", e,
+                                f"{setup}: {what}; {e.n_items} documents per seed; per domain {_per_domain(effects, arm)}; "
+                                f"diverged runs {dict(diverged)}", paper_effect=paper))
+    ok = export["max_logit_diff"] < 1e-4 and bool(export["generation_equal"])
+    rows.append(check_claim("pretrain_export_reload", "The exported directory reloads with AutoModelForCausalLM and "
+                            "reproduces the trained model", "pretrain_export_max_logit_diff", export["max_logit_diff"], ok,
+                            "max |logit difference| < 1e-4 and the 12-token greedy continuation equal",
+                            f"max |logit diff| {export['max_logit_diff']:.2e}, greedy continuation equal: "
+                            f"{bool(export['generation_equal'])}, model_type {export['model_type']!r}", direction="-"))
+    rows += [
+        untested_claim("pretrain_top_repetition_beats_single_pass", "Repeating the top-quality data across phases "
+                       "(strategic selective repetition) beats seeing every document once", f"{KAIYUAN}, § data",
+                       "heldout_bpb_single_pass_minus_repeated", "+", None,
+                       "our recipe and baseline share the same repetitions, so they cannot separate it; it needs a paired "
+                       "arm whose repeated slots hold unseen documents of the same sources (single pass, equal tokens), "
+                       "≥3 seeds, scored per held-out document and on benchmarks above chance"),
+        untested_claim("pretrain_rising_shares_mitigate_forgetting", "Raising the math, code and Chinese shares phase by "
+                       "phase mitigates forgetting of the earlier mixture", f"{KAIYUAN}, § training",
+                       "forgetting_bpb_constant_minus_rising", "+", None,
+                       "it needs a paired arm with a constant mixture of the same tokens and a forgetting measure (the "
+                       "rise of each domain's held-out bpb above its minimum during training), ≥3 seeds"),
+        untested_claim("pretrain_close_to_qwen_class", "The final model is close to open-weight (Qwen-class) models of "
+                       "its size", f"{KAIYUAN}, § evaluation", "benchmark_score_this_minus_qwen_class", "+",
+                       "competitive with fully open models and rivals some open-weight models of similar scale",
+                       "it needs a model of Kaiyuan's size (1.4B non-embedding parameters, 2.2T tokens) and the same "
+                       "benchmarks run on Qwen3-1.7B-class checkpoints; every benchmark is at chance at this scale"),
+    ]
+    return rows
+
+# %% ../nbs/08_training.ipynb #c012c2
+def effects_frame(effects: Mapping[str, Effect]) -> pd.DataFrame:
+    "One row per effect: estimate, 95% CI, MDE, seeds, documents per seed and the per-seed means."
+    return pd.DataFrame({k: {"estimate": e.estimate, "ci_lo": e.ci[0], "ci_hi": e.ci[1], "mde": e.mde,
+                             "seeds": e.n_seeds, "docs_per_seed": e.n_items,
+                             "seed_means": ", ".join(f"{m:+.4f}" for m in e.seed_means)}
+                         for k, e in effects.items()}).T
 
 # %% ../nbs/08_training.ipynb #c014
 def export_hf(model: torch.nn.Module, tokenizer: Any, path: str | Path) -> Path:

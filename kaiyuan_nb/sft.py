@@ -16,7 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,15 +26,17 @@ from .core import (ConfigError, Scale, atomic_write_json, get_scale, pick_budget
                              repo_root)
 from .data import check_license, load_manifest, split_of, verify_files
 from .train import IGNORE_INDEX
+from .verdicts import Effect, check_claim, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['ROLES', 'SFT_SOURCES', 'CONTROL_STRINGS', 'PACKING_METHODS', 'ANSWER_LINE', 'BUDGETS', 'Conversation',
-           'validate_messages', 'load_sft_source', 'split_conversations', 'Example', 'check_chat_tokenizer',
-           'boundary_token_id', 'encode_chat', 'tokenize_conversations', 'labels_of', 'pack_lengths',
-           'packing_efficiency', 'PackedRows', 'pack_examples', 'segment_ids', 'block_causal_mask', 'packed_attention',
-           'PackedSFTLoader', 'assistant_loss', 'chat_generate', 'gsm8k_answer', 'numbers_equal', 'load_gsm8k_test',
-           'SFTBudget', 'SFTData', 'prepare_sft_data', 'base_model_dir', 'pretrain_base', 'load_base', 'run_sft',
-           'format_rates', 'measure_chat_model', 'unpack_rows', 'isolation_effect']
+__all__ = ['ROLES', 'SFT_SOURCES', 'CONTROL_STRINGS', 'PACKING_METHODS', 'ANSWER_LINE', 'BUDGETS', 'SFT_PRACTICE',
+           'SFT_EFFECT_METRICS', 'Conversation', 'validate_messages', 'load_sft_source', 'split_conversations',
+           'Example', 'check_chat_tokenizer', 'boundary_token_id', 'encode_chat', 'tokenize_conversations', 'labels_of',
+           'pack_lengths', 'packing_efficiency', 'PackedRows', 'pack_examples', 'segment_ids', 'block_causal_mask',
+           'packed_attention', 'PackedSFTLoader', 'assistant_loss', 'chat_generate', 'gsm8k_answer', 'numbers_equal',
+           'load_gsm8k_test', 'SFTBudget', 'SFTData', 'prepare_sft_data', 'load_base', 'run_sft', 'format_rates',
+           'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies', 'sft_item_diffs', 'sft_metrics',
+           'loop_rate', 'suite_metric_name', 'sft_claims']
 
 # %% ../nbs/09_sft.ipynb #c005
 ROLES = ("system", "user", "assistant")
@@ -416,12 +418,15 @@ class PackedSFTLoader:
 
 # %% ../nbs/09_sft.ipynb #c027
 @torch.no_grad()
-def assistant_loss(model: nn.Module, rows: PackedRows, batch_size: int = 8, isolate: bool = True) -> dict[str, float]:
-    "{'loss': token-weighted mean CE over trained tokens, 'tokens': their count} of packed rows (block mask unless `isolate=False`)."
+def assistant_loss(model: nn.Module, rows: PackedRows, batch_size: int = 8, isolate: bool = True,
+                   per_piece: bool = False) -> dict[str, Any]:
+    """{'loss': token-weighted mean CE over trained tokens, 'tokens': their count} of packed rows (block mask unless
+    `isolate=False`); `per_piece` adds each packed conversation's summed CE ('piece_nll') and trained tokens
+    ('piece_tokens'), row by row and in packing order."""
     from kaiyuan_nb.train import split_batch
     was = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, piece_nll, piece_tokens = 0.0, 0, [], []
     device = next(model.parameters()).device
     try:
         with packed_attention(model) if isolate else contextlib.nullcontext():
@@ -430,12 +435,23 @@ def assistant_loss(model: nn.Module, rows: PackedRows, batch_size: int = 8, isol
                 x, y, extra = split_batch(batch)
                 logits = model(input_ids=x, use_cache=False, **extra).logits.float()
                 ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                                       ignore_index=IGNORE_INDEX, reduction="sum")
-                total += float(ce); count += int((y != IGNORE_INDEX).sum())
+                                                       ignore_index=IGNORE_INDEX, reduction="none").view(y.shape)
+                keep = y != IGNORE_INDEX
+                total += float(ce.sum()); count += int(keep.sum())
+                if per_piece:  # a target belongs to the packed sequence of its own position
+                    seg = segment_ids(batch["position_ids"])[:, 1:]
+                    for r in range(y.shape[0]):
+                        for g in torch.unique(seg[r][keep[r]]).tolist():
+                            sel = keep[r] & (seg[r] == g)
+                            piece_nll.append(float(ce[r][sel].sum())); piece_tokens.append(int(sel.sum()))
     finally:
         model.train(was)
-    return {"loss": total / max(count, 1), "tokens": count}
+    out: dict[str, Any] = {"loss": total / max(count, 1), "tokens": count}
+    if per_piece:
+        out.update(piece_nll=piece_nll, piece_tokens=piece_tokens)
+    return out
 
+# %% ../nbs/09_sft.ipynb #c027_2
 @torch.no_grad()
 def chat_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[Sequence[dict[str, str]]],
                   max_new_tokens: int = 128, batch_size: int = 64) -> list[dict[str, Any]]:
@@ -518,22 +534,21 @@ class SFTBudget:
     prompts_per_source: int  # held-out first user turns generated per source (end-of-turn rate)
     reply_max_new_tokens: int  # N of "closes its turn within N tokens"
     suite_items: int  # items per task of chapter 04's suite (before / after)
-    base_steps: int  # steps of the fallback base pretraining (only when chapter 08 has no export)
     checkpoint_every: int
     threads: int = 0  # torch threads (0: all); 1 for tiny smoke models on shared cores
 
 BUDGETS = {
     "smoke": SFTBudget(seq_len=256, batch_size=8, steps=12, lr=2e-3, warmup_steps=2, max_train_per_source=120,
                        heldout_fraction=0.05, heldout_per_source=12, gsm8k_items=16, gsm8k_max_new_tokens=48,
-                       prompts_per_source=6, reply_max_new_tokens=48, suite_items=20, base_steps=30,
+                       prompts_per_source=6, reply_max_new_tokens=48, suite_items=20,
                        checkpoint_every=6, threads=1),
     "report": SFTBudget(seq_len=512, batch_size=8, steps=48, lr=1e-3, warmup_steps=4, max_train_per_source=0,
                         heldout_fraction=0.05, heldout_per_source=32, gsm8k_items=100, gsm8k_max_new_tokens=192,
-                        prompts_per_source=24, reply_max_new_tokens=128, suite_items=100, base_steps=60,
+                        prompts_per_source=24, reply_max_new_tokens=128, suite_items=100,
                         checkpoint_every=12),
     "gpu": SFTBudget(seq_len=2048, batch_size=32, steps=2000, lr=2e-4, warmup_steps=100, max_train_per_source=0,
                      heldout_fraction=0.05, heldout_per_source=400, gsm8k_items=1319, gsm8k_max_new_tokens=384,
-                     prompts_per_source=200, reply_max_new_tokens=256, suite_items=2000, base_steps=5000,
+                     prompts_per_source=200, reply_max_new_tokens=256, suite_items=2000,
                      checkpoint_every=200),
 }
 
@@ -591,10 +606,6 @@ def prepare_sft_data(tokenizer: Any, budget: SFTBudget, sources: Sequence[str] =
     return SFTData(train_rows, heldout, heldout_convs, stats)
 
 # %% ../nbs/09_sft.ipynb #c037
-def base_model_dir(run_dir: str | Path) -> Path:
-    "Where chapter 08 exports the pretrained model."
-    return Path(run_dir) / "08_training" / "hf_model"
-
 def _file_digest(*paths: Path) -> str:
     h = hashlib.blake2b(digest_size=8)
     for p in paths:
@@ -603,58 +614,19 @@ def _file_digest(*paths: Path) -> str:
                 h.update(block)
     return h.hexdigest()
 
-def pretrain_base(corpus: Any, scale: Scale, steps: int, out_dir: str | Path, seed: int = 0,
-                  progress: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    "Pretrain (or reload) the fallback base: `steps` steps of chapter 03's trainer on the corpus; saved in `<out_dir>/hf_model`."
-    from transformers import AutoModelForCausalLM
-    from kaiyuan_nb.core import seed_everything
-    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
-    from kaiyuan_nb.train import MixtureLoader, TrainConfig, train
-    out_dir = Path(out_dir)
-    hf = out_dir / "hf_model"
-    if (hf / "config.json").exists() and (out_dir / "base.json").exists():
-        return AutoModelForCausalLM.from_pretrained(hf), read_json(out_dir / "base.json")
-    tok = corpus.tokenizer()
-    seq_len = scale.model.seq_len
-    tokens = {s: corpus.tokens(s, "train") for s in corpus.sources}
-    tokens = {s: t for s, t in tokens.items() if len(t) > 4 * (seq_len + 1)}
-    seed_everything(seed)
-    model = KaiyuanForCausalLM(config_for_scale(scale, len(tok), sandwich_norm=True, final_logit_softcap=30.0,
-                                                pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                                                eos_token_id=tok.eos_token_id))
-    loader = MixtureLoader(tokens, {s: float(len(t)) for s, t in tokens.items()}, seq_len, scale.batch_size, seed=seed)
-    cfg = TrainConfig(lr=3e-3, total_steps=steps, schedule="wsd", warmup_steps=max(1, steps // 10), decay_fraction=0.3,
-                      final_lr_ratio=0.1, checkpoint_every=max(1, steps // 4), keep_last=1, progress=progress)
-    res = train(model, loader, cfg, out_dir, resume=True)
-    model.save_pretrained(hf)
-    tok.save_pretrained(hf)
-    info = {"base": "fallback pretraining in 09_sft", "steps": steps, "tokens": res.tokens,
-            "final_train_loss": res.final_loss(max(1, steps // 10)), "corpus": corpus.root.name}
-    atomic_write_json(out_dir / "base.json", info)
-    return model, info
-
-def load_base(run_dir: str | Path, scale: Scale, budget: SFTBudget, cache_dir: str | Path,
-              progress: bool = True) -> tuple[nn.Module, Any, dict[str, Any]]:
-    "(model, tokenizer, info) of the base: chapter 08's export if present, else the cached fallback pretraining."
+def load_base(run_dir: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+    "(model, tokenizer, info) of chapter 08's exported base; a ConfigError naming chapter 08 when it has not run."
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from kaiyuan_nb.core import chapter_artifact
     import kaiyuan_nb.model  # noqa: F401  (registers the kaiyuan model type with the Auto classes)
-    d = base_model_dir(run_dir)
-    if (d / "config.json").exists():
-        model = AutoModelForCausalLM.from_pretrained(d)
-        if (d / "tokenizer.json").exists():
-            tok = AutoTokenizer.from_pretrained(d)
-        else:
-            from kaiyuan_nb.data import prepare_corpus
-            tok = prepare_corpus(scale, run_dir, progress=progress).tokenizer()
-        weights = sorted(d.glob("*.safetensors")) or sorted(d.glob("*.bin"))
-        info = {"base": "08_training export", "path": str(d), "digest": _file_digest(d / "config.json", *weights)}
-    else:
-        from kaiyuan_nb.data import prepare_corpus
-        corpus = prepare_corpus(scale, run_dir, progress=progress)
-        tok = corpus.tokenizer()
-        model, info = pretrain_base(corpus, scale, budget.base_steps, Path(cache_dir) / f"base_{corpus.root.name}_{budget.base_steps}",
-                                    progress=progress)
-        info = {**info, "digest": f"fallback-{corpus.root.name}-{budget.base_steps}"}
+    d = chapter_artifact(run_dir, "08_training", "hf_model")
+    for f in ("config.json", "tokenizer.json"):
+        if not (d / f).exists():
+            raise ConfigError(f"{d}: no {f}; chapter 08's export is incomplete — rerun chapter 08")
+    model = AutoModelForCausalLM.from_pretrained(d)
+    tok = AutoTokenizer.from_pretrained(d)
+    weights = sorted(d.glob("*.safetensors")) or sorted(d.glob("*.bin"))
+    info = {"base": "08_training export", "path": str(d), "digest": _file_digest(d / "config.json", *weights)}
     check_chat_tokenizer(tok)
     if model.get_input_embeddings().weight.shape[0] < len(tok):
         raise ConfigError(f"base model: its vocabulary ({model.get_input_embeddings().weight.shape[0]}) is smaller "
@@ -671,7 +643,7 @@ def run_sft(model: nn.Module, data: SFTData, budget: SFTBudget, seed: int, out_d
     loader = PackedSFTLoader(data.train, budget.batch_size, seed=seed)
     cfg = TrainConfig(lr=budget.lr, total_steps=budget.steps, schedule="cosine", warmup_steps=budget.warmup_steps,
                       final_lr_ratio=0.1, weight_decay=0.0, checkpoint_every=budget.checkpoint_every, keep_last=1,
-                      progress=progress)
+                      progress=progress, on_nonfinite="stop")
     with packed_attention(model):
         return train(model, loader, cfg, out_dir, resume=True)
 
@@ -684,14 +656,15 @@ def format_rates(replies: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: Sequence[dict[str, str]],
                        budget: SFTBudget, suite: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Held-out assistant loss per source, GSM8K replies (exact match, `####` line, end of turn), replies to
-    held-out prompts per source, and (when `suite` is given) chapter 04's evaluation suite."""
+    """Held-out assistant loss per source (and per conversation), GSM8K replies (exact match, `####` line, end of
+    turn), replies to held-out prompts per source, and (when `suite` is given) chapter 04's evaluation suite plus
+    the NLL of each of its held-out pretraining documents."""
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"heldout": {n: assistant_loss(model, r) for n, r in data.heldout.items()}}
+    out: dict[str, Any] = {"heldout": {n: assistant_loss(model, r, per_piece=True) for n, r in data.heldout.items()}}
     tot = sum(v["tokens"] for v in out["heldout"].values())
     out["heldout_loss"] = sum(v["loss"] * v["tokens"] for v in out["heldout"].values()) / max(tot, 1)
     replies = chat_generate(model, tokenizer, [[{"role": "user", "content": g["question"]}] for g in gsm8k],
-                            max_new_tokens=budget.gsm8k_max_new_tokens)
+                            max_new_tokens=budget.gsm8k_max_new_tokens, batch_size=128)
     answers = [gsm8k_answer(r["text"]) for r in replies]
     out["gsm8k"] = {"exact_match": float(np.mean([numbers_equal(a, g["answer"]) for a, g in zip(answers, gsm8k)])),
                     "answer_line": float(np.mean([a is not None for a in answers])), **format_rates(replies),
@@ -701,7 +674,8 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
     out["prompts"] = {}
     for name, convs in data.heldout_convs.items():
         convs = convs[:budget.prompts_per_source]
-        rs = chat_generate(model, tokenizer, [c.first_prompt for c in convs], max_new_tokens=budget.reply_max_new_tokens)
+        rs = chat_generate(model, tokenizer, [c.first_prompt for c in convs], max_new_tokens=budget.reply_max_new_tokens,
+                           batch_size=128)
         out["prompts"][name] = {**format_rates(rs), "n": len(rs),
                                 "replies": [{"id": c.id, "prompt": c.first_prompt[-1]["content"], "reference": c.first_reply, **r}
                                             for c, r in zip(convs, rs)]}
@@ -709,11 +683,14 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
     out["ended"] = format_rates(all_replies)["ended"]
     if suite is not None:
         from kaiyuan_nb.eval import evaluate
+        from kaiyuan_nb.pretrain import domain_nll_fn
         df = evaluate(model, tokenizer, suite, progress=False)
         out["suite"] = df.to_dict(orient="records")
+        out["documents"] = domain_nll_fn(tokenizer, suite.bpb_texts, suite.seq_len)(model) if suite.bpb_texts else {}
     out["seconds"] = time.perf_counter() - t0
     return out
 
+# %% ../nbs/09_sft.ipynb #c039_2
 def unpack_rows(rows: PackedRows, pad_id: int) -> PackedRows:
     "One conversation per row: packed rows split where positions restart (padding runs dropped)."
     pieces = []
@@ -745,3 +722,131 @@ def isolation_effect(model: nn.Module, data: SFTData, pad_id: int) -> dict[str, 
                     f"{name}_leaky": leaky, f"{name}_concat": assistant_loss(model, concat, isolate=False)["loss"],
                     f"{name}_seconds_masked": t_masked, f"{name}_seconds_leaky": t_leaky})
     return out
+
+# %% ../nbs/09_sft.ipynb #c039b
+SFT_PRACTICE = ("common SFT practice (assistant-only loss on a chat template), which Kaiyuan-2B's chat release follows; "
+                "not a claim of the Kaiyuan-2B report (arXiv 2512.07612), which covers pretraining")
+SFT_EFFECT_METRICS = {"end_of_turn": "format_end_of_turn_rate_gain", "answer_line": "format_gsm8k_answer_line_rate_gain",
+                      "exact_match": "gsm8k_exact_match_gain", "heldout_loss": "sft_heldout_loss_drop",
+                      "pretrain_bpb": "sft_pretrain_bpb_drop"}
+
+def all_replies(m: Mapping[str, Any]) -> list[dict[str, Any]]:
+    "A measurement's replies in a fixed order: the GSM8K problems, then each source's held-out prompts."
+    return list(m["gsm8k_replies"]) + [r for n in sorted(m["prompts"]) for r in m["prompts"][n]["replies"]]
+
+def _same_items(a: Sequence[Any], b: Sequence[Any], what: str) -> None:
+    if list(a) != list(b):
+        raise ConfigError(f"sft_item_diffs: {what}: the base and the SFT model were not measured on the same items")
+
+def _correct(r: Mapping[str, Any]) -> float:
+    return float(numbers_equal(r["answer"], r["gold"]))
+
+def sft_item_diffs(before: Mapping[str, Any], after: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[int, np.ndarray]]:
+    """Per measure and seed, per-item differences SFT vs base, positive = SFT better: 'end_of_turn', 'answer_line',
+    'exact_match' (SFT − base, 0/1 per prompt), 'heldout_loss' and 'heldout_loss/<source>' (base − SFT mean CE per
+    held-out conversation), 'pretrain_bpb' (base − SFT bpb per held-out pretraining document)."""
+    from kaiyuan_nb.pretrain import paired_bpb_diffs
+    def ce(m: Mapping[str, Any], n: str) -> np.ndarray:
+        return np.asarray(m["heldout"][n]["piece_nll"], float) / np.asarray(m["heldout"][n]["piece_tokens"], float)
+    out: dict[str, dict[int, np.ndarray]] = {}
+    b_all, b_gsm = all_replies(before), before["gsm8k_replies"]
+    for s, a in after.items():
+        a_all = all_replies(a)
+        _same_items([r["id"] for r in b_all], [r["id"] for r in a_all], "replies")
+        pairs = list(zip(b_gsm, a["gsm8k_replies"]))
+        out.setdefault("end_of_turn", {})[s] = np.array([float(y["ended"]) - float(x["ended"]) for x, y in zip(b_all, a_all)])
+        out.setdefault("answer_line", {})[s] = np.array([float(y["answer"] is not None) - float(x["answer"] is not None)
+                                                         for x, y in pairs])
+        out.setdefault("exact_match", {})[s] = np.array([_correct(y) - _correct(x) for x, y in pairs])
+        _same_items(sorted(before["heldout"]), sorted(a["heldout"]), "held-out sources")
+        losses = {}
+        for n in sorted(before["heldout"]):
+            _same_items(before["heldout"][n]["piece_tokens"], a["heldout"][n]["piece_tokens"], f"held-out {n}")
+            losses[n] = ce(before, n) - ce(a, n)
+            out.setdefault(f"heldout_loss/{n}", {})[s] = losses[n]
+        out.setdefault("heldout_loss", {})[s] = np.concatenate(list(losses.values()))
+        if before.get("documents"):
+            out.setdefault("pretrain_bpb", {})[s] = paired_bpb_diffs({s: before["documents"]}, {s: a["documents"]})[s]
+    return out
+
+# %% ../nbs/09_sft.ipynb #c039b2
+def sft_metrics(effects: Mapping[str, Effect]) -> dict[str, float]:
+    "Every effect as a metric with its 95% CI (and MDE when pooled); per source: `sft_heldout_loss_drop_<source>`."
+    out: dict[str, float] = {}
+    for key, e in effects.items():
+        arm, _, src = key.partition("/")
+        name = f"{SFT_EFFECT_METRICS[arm]}_{src.removeprefix('sft_')}" if src else SFT_EFFECT_METRICS[arm]
+        out.update({name: e.estimate, f"{name}_ci_lo": e.ci[0], f"{name}_ci_hi": e.ci[1]})
+        if not src:
+            out[f"{name}_mde"] = e.mde
+    out["sft_verdict_seeds"] = max((e.n_seeds for e in effects.values()), default=0)
+    return out
+
+def loop_rate(m: Mapping[str, Any]) -> float:
+    "Share of replies that did not end and whose last 48 characters use at most 4 distinct characters (a repetition loop)."
+    return float(np.mean([not r["ended"] and len(set(r["text"][-48:])) <= 4 for r in all_replies(m)]))
+
+def suite_metric_name(task: str, metric: str) -> str:
+    "acc_arc_easy, bpb_en_edu, exact_match_arithmetic, ... (letters, digits, underscores)."
+    name = task.replace("bpb/", "bpb_") if metric == "bpb" else f"{metric}_{task}"
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+# %% ../nbs/09_sft.ipynb #c039c
+def _rate(m: Mapping[str, Any], what: str) -> float:
+    rs = all_replies(m) if what == "end_of_turn" else m["gsm8k_replies"]
+    f = {"end_of_turn": lambda r: float(r["ended"]), "answer_line": lambda r: float(r["answer"] is not None),
+         "exact_match": _correct}[what]
+    return float(np.mean([f(r) for r in rs]))
+
+def sft_claims(before: Mapping[str, Any], after: Mapping[int, Mapping[str, Any]], effects: Mapping[str, Effect],
+               packing: Mapping[str, Mapping[str, float]], mask_max_diff: float | None, setup: str,
+               n_diverged: int = 0) -> list[dict[str, Any]]:
+    "The chapter's claims: five paired SFT-vs-base claims (common SFT practice) and two checks of our own."
+    from kaiyuan_nb.verdicts import above_chance
+    def rates(what: str) -> str:
+        return f"base {_rate(before, what):.3f}, SFT " + ", ".join(f"seed {s} {_rate(a, what):.3f}" for s, a in after.items())
+    em_scores = [np.array([_correct(r) for r in a["gsm8k_replies"]]) for a in after.values()]
+    per_source = "; ".join(f"{k.split('/', 1)[1].removeprefix('sft_')} {e.estimate:+.3f} [{e.ci[0]:+.3f}, {e.ci[1]:+.3f}]"
+                           for k, e in effects.items() if k.startswith("heldout_loss/"))
+    specs = [
+        ("sft_end_of_turn", "SFT with the loss on assistant tokens teaches the chat format: replies close their turn",
+         "end_of_turn", f"closed the turn (<|im_end|>) within the token limit, SFT − base per prompt; rates {rates('end_of_turn')}", False),
+        ("sft_gsm8k_answer_format", "SFT on GSM8K-style solutions teaches the answer format ('#### <number>' final line)",
+         "answer_line", f"reply has a '#### n' line, SFT − base per GSM8K test problem (the pretraining corpus never shows "
+         f"this format); rates {rates('answer_line')}", False),
+        ("sft_lowers_heldout_loss", "SFT lowers the loss on held-out assistant replies", "heldout_loss",
+         f"mean CE per assistant token of each held-out conversation, base − SFT, pooled over datasets; per dataset {per_source}", False),
+        ("sft_keeps_pretraining", "SFT keeps what pretraining taught (held-out bits per byte of pretraining text do not rise)",
+         "pretrain_bpb", "bpb per held-out pretraining document (chapter 04's), base − SFT: positive = SFT lower, the "
+         "claim's side; a CI below 0 (bpb clearly rises) contradicts it, a CI around 0 cannot show 'no change'", False),
+        ("sft_gsm8k_exact_match", "SFT on GSM8K solutions raises GSM8K exact match", "exact_match",
+         f"exact match of the '#### n' answer, SFT − base per test problem; accuracy {rates('exact_match')}; chance is 0, "
+         "and the claim is decided only when the SFT model's accuracy clears it by its own CI", True),
+    ]
+    rows = []
+    for cid, text, arm, what, accuracy in specs:
+        metric = SFT_EFFECT_METRICS[arm]
+        if arm not in effects:
+            rows.append(untested_claim(cid, text, SFT_PRACTICE, metric, "+", None,
+                                       f"no SFT run was measured ({n_diverged} diverged)" if not after else
+                                       "the measurement has no items for it"))
+            continue
+        at_chance = accuracy and not above_chance(em_scores, 0.0)
+        rows.append(paper_claim(cid, text, SFT_PRACTICE, metric, "+", effects[arm],
+                                f"{setup}: {what}; {effects[arm].n_items} items per seed; diverged SFT runs {n_diverged}",
+                                at_chance=at_chance))
+    eff = {m: packing[m]["efficiency"] for m in ("none", "greedy", "bfd")}
+    rows.append(check_claim("sft_packing_efficiency", "Best-fit-decreasing packing fills more of every row with real "
+                            "tokens than one conversation per row and than greedy packing", "sft_packing_efficiency",
+                            eff["bfd"], eff["bfd"] > eff["none"] and eff["bfd"] >= eff["greedy"],
+                            "efficiency(bfd) > efficiency(one per row) and ≥ efficiency(greedy)",
+                            f"real tokens / row tokens: one per row {eff['none']:.3f} ({packing['none']['rows']} rows), "
+                            f"greedy {eff['greedy']:.3f}, best-fit decreasing {eff['bfd']:.3f} ({packing['bfd']['rows']} rows)"))
+    if mask_max_diff is not None:
+        rows.append(check_claim("sft_block_mask_isolation", "With restarted positions and the block mask, a packed "
+                                "conversation scores exactly as it does alone", "packed_mask_vs_unpacked_max_abs_diff",
+                                mask_max_diff, mask_max_diff <= 1e-4, "max over datasets |held-out loss packed with the "
+                                "mask − one conversation per row| ≤ 1e-4 nats/token",
+                                f"max |difference| {mask_max_diff:.2e} nats/token on the held-out conversations of every "
+                                "dataset (first measured seed's SFT model)", direction="-"))
+    return rows

@@ -1,7 +1,9 @@
 """Tests of kaiyuan_nb.curriculum: picks and repetition, the interleaved ascending order, building the
 stream from a corpus, the sequential loader (exact resume after SIGKILL), checkpoint averaging, bad input.
 Real text: the source files of a few stdlib packages, one document per function/class block."""
+import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -13,9 +15,11 @@ import torch
 
 from killtest import finish, kill_when_exists, losses, spawn_worker
 from kaiyuan_nb.core import ConfigError
-from kaiyuan_nb.curriculum import (Curriculum, CurriculumLoader, Phase, Pick, average_last, best_of,
-                                   build_curriculum, calibrated_top, curriculum_gain, interleaved_ascending,
-                                   kaiyuan_phases, pick_documents, rank_fraction, repeat_counts)
+from kaiyuan_nb.curriculum import (CDMA_BUDGETS, ORDERS, Curriculum, CurriculumLoader, Phase, Pick, average_last,
+                                   best_of, best_settings, build_curriculum, calibrated_top, cdma_claims, cdma_phase,
+                                   cdma_run_id, cdma_seed_diffs, cdma_untested_claims, curriculum_gain, doc_bpb,
+                                   interleaved_ascending, kaiyuan_phases, pick_documents, rank_fraction,
+                                   repeat_counts, repetition_check, run_cdma)
 from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
 from kaiyuan_nb.train import TrainConfig, checkpoint_paths, latest_checkpoint, load_checkpoint, train
 
@@ -250,6 +254,103 @@ def test_gain_and_best_of():
     assert gain.loc[("final", 0.1), "mean"] == pytest.approx(0.02)
     best = best_of(grid)
     assert best.advantage.tolist() == pytest.approx([0.23, 0.23])
+
+
+# --- CDMA verdicts: paired per-document differences -----------------------------------------------
+
+def canned(order: str, ratio: float, seed: int, shift: float, rng: np.random.Generator, diverged: bool = False) -> dict:
+    "A grid record over 2 domains x 30 documents: bpb = 1 + shift + a per-document level + noise."
+    if diverged:
+        return {"order": order, "final_lr_ratio": ratio, "seed": seed, "diverged": True}
+    level = np.linspace(0, 0.5, 60)
+    def docs(extra):
+        bpb = 1 + shift + extra + level + rng.normal(0, 0.002, 60)
+        return {d: {"nll": (bpb[k * 30:(k + 1) * 30] * 100 * math.log(2)).tolist(), "bytes": [100.0] * 30}
+                for k, d in enumerate(("en-edu", "en-web"))}
+    return {"order": order, "final_lr_ratio": ratio, "seed": seed, "diverged": False,
+            "final_docs": docs(0.0), "averaged_docs": docs(-0.01)}
+
+
+def grid_records(effect_const: float, effect_decay: float, seeds=(0, 1, 2)) -> dict:
+    rng = np.random.default_rng(0)
+    return {cdma_run_id(o, r, s): canned(o, r, s, 0.05 * s - (effect_const if r == 1.0 else effect_decay)
+                                          * (o == "ascending"), rng)
+            for o in ORDERS for r in (1.0, 0.3, 0.03) for s in seeds}
+
+
+def test_cdma_claims_decide_paired_documents():
+    recs = grid_records(0.03, 0.005)
+    claims, metrics = cdma_claims(recs, (0, 1, 2), (1.0, 0.3, 0.03))
+    status = {c["id"]: c["status"] for c in claims}
+    assert status == {"cdma_ascending_beats_random_constant_lr": "reproduced", "cdma_gain_shrinks_with_decay": "reproduced",
+                      "cdma_best_ascend_avg_beats_best_uniform": "reproduced"}
+    # the seed offsets (0.05 per seed) cancel in the pairs: the estimate is the effect, the CI is tight
+    assert metrics["cdma_gain_constant_lr"] == pytest.approx(0.03, abs=1e-3)
+    assert metrics["cdma_gain_shrink"] == pytest.approx(0.025, abs=1e-3)
+    assert metrics["cdma_gain_constant_lr_ci_high"] - metrics["cdma_gain_constant_lr_ci_low"] < 0.01
+    best = [c for c in claims if c["id"] == "cdma_best_ascend_avg_beats_best_uniform"][0]
+    assert best["n_items"] == 30  # measured on the half of the documents the choice did not see
+    assert best_settings(recs, (0, 1, 2), (1.0, 0.3, 0.03), np.arange(60) % 2 == 0)[0] == 1.0  # ascending+avg
+    # the opposite effect is contradicted, no effect is inconclusive with its MDE
+    flipped = {c["id"]: c for c in cdma_claims(grid_records(-0.03, 0.0), (0, 1, 2), (1.0, 0.3, 0.03))[0]}
+    assert flipped["cdma_ascending_beats_random_constant_lr"]["status"] == "contradicted"
+    null = cdma_claims(grid_records(0.0, 0.0), (0, 1, 2), (1.0, 0.3, 0.03))[0][0]
+    assert null["status"] == "inconclusive" and null["mde"] > 0
+
+
+def test_cdma_claims_two_seeds_and_diverged_runs_never_decide():
+    claims, _ = cdma_claims(grid_records(0.03, 0.0, seeds=(0, 1)), (0, 1), (1.0, 0.3, 0.03))
+    assert all(c["status"] == "inconclusive" for c in claims) and claims[0]["n_seeds"] == 2
+    recs = grid_records(0.03, 0.0)
+    recs["shuffle__lr1__s1"] = canned("shuffle", 1.0, 1, 0, None, diverged=True)
+    claims, metrics = cdma_claims(recs, (0, 1, 2), (1.0, 0.3, 0.03))
+    assert metrics["diverged_runs_shuffle"] == 1 and metrics["diverged_runs_ascending"] == 0
+    assert claims[0]["n_seeds"] == 2 and claims[0]["status"] == "inconclusive"
+    assert sorted(cdma_seed_diffs(recs, (0, 1, 2), [(1.0, "shuffle", 1.0, "final")])) == [0, 2]
+    with pytest.raises(ConfigError, match="no per-document 'final' results"):
+        doc_bpb(recs["shuffle__lr1__s1"])
+
+
+def test_repetition_check_and_untested_claims(corpus):
+    cur = build_curriculum(corpus, two_phases(), total_tokens=100_000, seed=0)
+    check = repetition_check(cur.exposure("email"), "email")
+    assert check["kind"] == "check" and check["status"] == "passed" and check["estimate"] >= 2
+    none = repetition_check(cur.exposure("email").query("rank >= 0.5"), "email")
+    assert none["status"] == "failed" and none["estimate"] is None
+    (untested,) = cdma_untested_claims()
+    assert untested["status"] == "inconclusive" and untested["estimate"] is None and "30B" in untested["claim"]
+
+
+class ByteTokenizer:
+    "UTF-8 bytes as token ids, EOS 0: enough of the HF tokenizer interface for `document_nll`."
+    eos_token_id, bos_token_id, pad_token_id = 0, None, 0
+
+    def __len__(self):
+        return 256
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [list(t.encode("utf-8")) for t in texts]}
+
+
+def test_run_cdma_pairs_orders_on_one_document_subset(corpus, tmp_path):
+    corpus.tokenizer = lambda: ByteTokenizer()
+    budget = dataclasses.replace(CDMA_BUDGETS["smoke"], source="json", train_tokens=3_000, average_k=2,
+                                 average_every=2, warmup_steps=1, threads=1)
+    texts = {"en-x": tuple(corpus._docs["email"][:5])}
+    recs = {o: run_cdma(corpus, budget, o, 0.3, 0, 32, texts, tmp_path) for o in ORDERS}
+    for rec in recs.values():
+        assert not rec["diverged"] and len(rec["final_docs"]["en-x"]["nll"]) == 5
+        assert rec["final_bpb"]["en-x"] == pytest.approx(doc_bpb(rec, "final") @ np.array(texts_bytes(texts))
+                                                         / sum(texts_bytes(texts)))
+        assert not np.allclose(doc_bpb(rec, "final"), doc_bpb(rec, "averaged"))
+        assert (tmp_path / f"{cdma_run_id(rec['order'], 0.3, 0)}.json").exists()
+    # only the order differs: both streams hold the same document pieces
+    streams = {o: build_curriculum(corpus, [cdma_phase(budget, o)], budget.train_tokens, 0) for o in ORDERS}
+    assert sorted(streams["shuffle"].items.unit) == sorted(streams["ascending"].items.unit)
+
+
+def texts_bytes(texts):
+    return [len(t.encode("utf-8")) for ts in texts.values() for t in ts]
 
 
 if __name__ == "__main__" and sys.argv[1] == "worker":

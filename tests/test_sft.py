@@ -261,6 +261,52 @@ def test_bad_json_wrong_role_and_bad_settings(tmp_path, tok):
         S.encode_chat(tok2, CHAT)
 
 
+# ---------------------------------------------------------------- paired measurements and verdicts
+def test_per_piece_loss_equals_each_conversation_scored_alone(tok):
+    model = tiny_model(len(tok)).eval()
+    rows = S.pack_examples(S.tokenize_conversations(tok, _convs(10), 160), 160, tok.pad_token_id)
+    packed = S.assistant_loss(model, rows, per_piece=True)
+    alone = S.assistant_loss(model, S.unpack_rows(rows, tok.pad_token_id), per_piece=True)
+    assert len(packed["piece_nll"]) == rows.n_examples and packed["piece_tokens"] == alone["piece_tokens"]
+    np.testing.assert_allclose(packed["piece_nll"], alone["piece_nll"], rtol=1e-4, atol=1e-4)
+    assert abs(sum(packed["piece_nll"]) / packed["tokens"] - packed["loss"]) < 1e-5
+
+
+def test_base_must_come_from_chapter_08(tmp_path):
+    with pytest.raises(ConfigError, match="chapter 08_training is missing"):
+        S.load_base(tmp_path)
+
+
+def _measurement(ended, answers, golds, ce, bpb):
+    g = [{"id": f"g{i}", "ended": e, "answer": a, "gold": gd} for i, (e, a, gd) in enumerate(zip(ended, answers, golds))]
+    return {"gsm8k_replies": g, "prompts": {"sft_x": {"replies": [{"id": "p0", "ended": ended[-1]}]}},
+            "heldout": {"sft_x": {"piece_nll": [c * 4 for c in ce], "piece_tokens": [4] * len(ce)}},
+            "documents": {"en": {"nll": [b * np.log(2) * 50 for b in bpb], "bytes": [50.0] * len(bpb)}}}
+
+
+def test_sft_claims_signs_pairing_and_at_chance():
+    from kaiyuan_nb.verdicts import paired_effect
+    before = _measurement([False] * 4, [None] * 3, ["1", "2", "3"], [5.0, 6.0, 7.0], [2.0, 2.1, 2.2])
+    after = {s: _measurement([True] * 4, ["9", "9", "9"], ["1", "2", "3"], [4.0 + s / 10, 5.1, 6.0],
+                             [2.2, 2.3 + s / 100, 2.4]) for s in range(3)}
+    diffs = S.sft_item_diffs(before, after)
+    assert diffs["end_of_turn"][0].tolist() == [1.0] * 4  # 3 GSM8K problems + 1 held-out prompt, SFT − base
+    assert diffs["heldout_loss"][0].tolist() == pytest.approx([1.0, 0.9, 1.0])  # base − SFT per conversation
+    assert diffs["pretrain_bpb"][1].tolist() == pytest.approx([-0.2, -0.21, -0.2])  # base − SFT: SFT raised bpb
+    effects = {k: paired_effect(v, 200) for k, v in diffs.items()}
+    pk = {m: {"efficiency": e, "rows": 1} for m, e in (("none", 0.4), ("greedy", 0.8), ("bfd", 0.9))}
+    rows = {r["id"]: r for r in S.sft_claims(before, after, effects, pk, 0.5, "test")}
+    assert rows["sft_lowers_heldout_loss"]["status"] == "reproduced" and rows["sft_lowers_heldout_loss"]["kind"] == "paper"
+    assert rows["sft_keeps_pretraining"]["status"] == "contradicted"
+    assert rows["sft_gsm8k_exact_match"]["status"] == "inconclusive"  # 0 correct: at chance decides nothing
+    assert rows["sft_block_mask_isolation"]["status"] == "failed" and rows["sft_block_mask_isolation"]["kind"] == "check"
+    two = {s: after[s] for s in (0, 1)}
+    rows2 = S.sft_claims(before, two, {k: paired_effect(v, 200) for k, v in S.sft_item_diffs(before, two).items()}, pk, 0.0, "t")
+    assert {r["status"] for r in rows2 if r["kind"] == "paper"} == {"inconclusive"}  # two seeds decide nothing
+    with pytest.raises(ConfigError, match="not measured on the same items"):
+        S.sft_item_diffs(before, {0: {**after[0], "prompts": {}}})
+
+
 # ---------------------------------------------------------------- resume after SIGKILL
 def worker(out_dir: str, sleep: float) -> None:
     "Subprocess body: 12 SFT steps (run_sft) with checkpoints every 3; writes losses.json at the end."
