@@ -29,7 +29,8 @@ __all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEY
            'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
            'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
            'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
-           'matmul_peak_gflops', 'theoretical_peak_gflops', 'bench_train', 'bench_main', 'TrainerBudget']
+           'matmul_peak_gflops', 'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main',
+           'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -644,12 +645,20 @@ def matmul_peak_gflops(n: int = 2048, reps: int = 3, device: str | torch.device 
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best / 1e9
 
+def fp32_flop_per_cycle(flags: set[str], vendor: str, family: int) -> int:
+    """FP32 FLOP per cycle and core: two FMA pipes × SIMD lanes × 2. AMD before Zen 5 (family < 26) runs
+    AVX-512 on 256-bit pipes (Zen 4 double-pumps), so its AVX-512 flag does not double the peak."""
+    if "avx512f" in flags and not (vendor == "AuthenticAMD" and family < 26):
+        return 64
+    return 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
+
 def theoretical_peak_gflops(threads: int | None = None) -> float:
-    "FP32 peak from the CPU's spec: cores used × FLOP/cycle (AVX-512 64, AVX2+FMA 32, AVX 16, else 8) × clock."
+    "FP32 peak from the CPU's spec: cores used × FLOP/cycle × the clock /proc/cpuinfo reports."
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    flags = set(next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), []))
-    mhz = next((float(l.split(":", 1)[1]) for l in info.splitlines() if l.startswith("cpu MHz")), float("nan"))
-    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
+    field = lambda name, default: next((l.split(":", 1)[1].strip() for l in info.splitlines()
+                                        if l.split(":", 1)[0].strip() == name), default)
+    per_cycle = fp32_flop_per_cycle(set(field("flags", "").split()), field("vendor_id", ""), int(field("cpu family", "0")))
+    mhz = float(field("cpu MHz", "nan"))
     cores = min(threads or torch.get_num_threads(), os.cpu_count() or 1)
     return cores * per_cycle * mhz / 1e3
 

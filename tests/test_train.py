@@ -262,3 +262,11 @@ def test_bench_flags_a_loaded_machine(monkeypatch):
     idle = bench_train(cfg, batches, rounds=2, threads=1, peak_n=64, progress=False)
     assert not idle["loaded"] and idle["ours_tokens_per_cpu_s"] > 0 and idle["same_losses"]
     assert idle["mfu_vs_theoretical"] > 0 and theoretical_peak_gflops(1) * 2 == pytest.approx(theoretical_peak_gflops(2))
+
+
+def test_fp32_flop_per_cycle():
+    from kaiyuan_nb.train import fp32_flop_per_cycle
+    assert fp32_flop_per_cycle({"avx2", "fma", "avx"}, "AuthenticAMD", 25) == 32  # Zen 3
+    assert fp32_flop_per_cycle({"avx512f", "avx2", "fma"}, "AuthenticAMD", 25) == 32  # Zen 4: 256-bit pipes
+    assert fp32_flop_per_cycle({"avx512f", "avx2", "fma"}, "GenuineIntel", 6) == 64
+    assert fp32_flop_per_cycle({"avx"}, "GenuineIntel", 6) == 16
