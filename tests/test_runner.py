@@ -92,7 +92,7 @@ def test_stale_lists_chapters_whose_code_changed(toy_nbs, tmp_path, results_tmp)
            "--run-dir", str(tmp_path / "run")]
     run_chapters("smoke", run_dir=tmp_path / "run", nbs_dir=toy_nbs, only=["00_ok"])
     record = read_json(results_tmp / "00_ok.json")
-    assert record["compute_s"] > 0 and record["code_hash"] and record["computed_at_commit"]
+    assert record["compute_s"] == record["render_s"] >= 0 and record["code_hash"] and record["computed_at_commit"]
     env = {**os.environ, "KAIYUAN_RESULTS_DIR": str(results_tmp)}
     stale = subprocess.run(cli + ["--stale"], capture_output=True, text=True, cwd=toy_nbs, env=env)
     assert stale.returncode == 0 and "00_ok" not in stale.stdout.split()  # fresh; the unrun chapters are listed
