@@ -31,3 +31,10 @@ def test_no_warnings_in_outputs(path):
     found = [f"cell {i}: {text[:120]!r}" for i, where, text in _texts(nb)
              if where == "output (stderr)" and re.search(r"\w*Warning\b", text)]
     assert not found, f"{path.name} has warnings in its committed outputs: {found[:3]}"
+
+
+def test_every_chapter_is_in_the_site_sidebar():
+    "The sidebar lists chapters by name (a glob there nests them under a stray 'Nbs' heading): keep it complete."
+    quarto = (ROOT / "_quarto.yml").read_text(encoding="utf-8")
+    missing = [p.name for p in NOTEBOOKS if re.match(r"\d\d_", p.name) and f"- nbs/{p.name}" not in quarto]
+    assert not missing, f"_quarto.yml's sidebar misses {missing}"
