@@ -59,6 +59,9 @@ class Scale:
     batch_size: int  # sequences per optimizer step
     eval_items: int  # items per evaluation task
     minutes_budget: float  # wall-time target of one chapter at this scale
+    world_size: int = 1  # training processes (torchrun --nproc_per_node)
+    window_minutes: float | None = None  # train in resumable windows of this length (None: one go)
+    budget_scale: str | None = None  # scale whose chapter budgets this one uses (None: its own)
 
     @property
     def tokens_per_step(self) -> int:
@@ -89,7 +92,13 @@ SCALES: dict[str, Scale] = {
         model=ModelSize(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4,
                         intermediate_size=2048, vocab_size=32768, seq_len=1024),
         seeds=(0, 1, 2), docs_per_source=1_000_000, train_tokens=1_000_000_000, batch_size=64,
-        eval_items=2000, minutes_budget=600.0),
+        eval_items=2000, minutes_budget=600.0, window_minutes=10.0),
+    "gpu-dryrun": Scale(
+        name="gpu-dryrun",
+        model=ModelSize(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+                        intermediate_size=192, vocab_size=2048, seq_len=128),
+        seeds=(0,), docs_per_source=300, train_tokens=32_768, batch_size=8,
+        eval_items=40, minutes_budget=4.0, world_size=2, window_minutes=0.05, budget_scale="smoke"),
 }
 
 # %% ../nbs/00_core.ipynb #c007
@@ -133,6 +142,8 @@ def get_scale(name: str | Scale, **overrides: Any) -> Scale:
 def pick_budget(budgets: dict[str, Any], scale: str | Scale, **overrides: Any) -> Any:
     "Pick the chapter budget dataclass for `scale` from `budgets`, applying type-checked overrides."
     name = scale.name if isinstance(scale, Scale) else scale
+    known = scale if isinstance(scale, Scale) else SCALES.get(name)
+    name = (known.budget_scale if known is not None else None) or name
     if name not in budgets:
         raise ConfigError(f"scale: no budget for {name!r}; this chapter defines {sorted(budgets)}")
     budget = budgets[name]
@@ -257,7 +268,7 @@ def results_dir_for(scale: str, run_dir: str | Path) -> Path:
 # %% ../nbs/00_core.ipynb #c019b
 LATEST = "LATEST"  # file in `<run_dir>/<chapter>/` naming the cache directory of the chapter's last finished run
 CHAPTER_NEEDS = {"07_curriculum": ("06_calibration",), "08_training": ("06_calibration",),
-                 "09_sft": ("08_training",)}  # chapter -> chapters whose artifacts it reads (01's corpus builds on demand)
+                 "09_sft": ("08_training",), "10_release": ("08_training", "09_sft")}  # chapter -> chapters whose artifacts it reads (01's corpus builds on demand)
 
 def chapter_artifact(run_dir: str | Path, chapter: str, name: str) -> Path:
     "Path of artifact `name` that `chapter` wrote into its cache dir; a clear error naming the chapter when missing."
