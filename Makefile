@@ -39,7 +39,6 @@ smoke: install
 
 report: install system-deps
 	$(BIN)/kaiyuan-report --scale report --in-place
-	$(PY) tools/relativize_outputs.py
 	$(PY) -c "from kaiyuan_nb.core import update_readme; update_readme('README.md', 'results')"
 	$(MAKE) docs
 

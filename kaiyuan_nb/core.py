@@ -33,8 +33,9 @@ __all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_
            'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit', 'package_versions', 'machine_info',
            'load_average', 'notebook_code', 'code_hash', 'computed_at_commit', 'write_results', 'load_results',
            'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally', 'claims_markdown', 'results_markdown',
-           'update_readme', 'list_chapters', 'select_chapters', 'ChapterFailed', 'run_chapter', 'check_needs',
-           'run_chapters', 'main', 'build_site', 'chromium_path', 'chapter_title', 'check_site', 'docs_main']
+           'update_readme', 'list_chapters', 'select_chapters', 'saved_notebook', 'ChapterFailed', 'run_chapter',
+           'check_needs', 'run_chapters', 'main', 'build_site', 'chromium_path', 'chapter_title', 'check_site',
+           'docs_main']
 
 # %% ../nbs/00_core.ipynb #c005
 @dataclass(frozen=True)
@@ -601,6 +602,35 @@ def select_chapters(chapters: list[str], only: list[str] | None = None,
         return chapters[chapters.index(start_from):]
     return list(chapters)
 
+# %% ../nbs/00_core.ipynb #4e086de5
+def _relative_paths(value: Any, root: Path) -> Any:
+    "A JSON value with this checkout's absolute paths (and its ../shared) made project-relative."
+    if isinstance(value, str):
+        for old, new in ((f"{root}/nbs/", ""), (f"{root}/", ""), (str(root), "."), (f"{root.parent}/shared/", "../shared/")):
+            value = value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_relative_paths(v, root) for v in value]
+    if isinstance(value, dict):
+        return {k: _relative_paths(v, root) for k, v in value.items()}
+    return value
+
+def saved_notebook(nb_path: Path, root: Path) -> bytes:
+    """The executed notebook as committed: papermill's injected-parameters cell tagged `remove-cell` for the docs,
+    and outputs and prose naming project-relative paths, not this machine's (code cells are left alone)."""
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+        if cell.cell_type == "markdown":
+            cell.source = _relative_paths(cell.source, root)
+        if "outputs" in cell:
+            cell.outputs = nbformat.from_dict(_relative_paths(cell.outputs, root))
+    return nbformat.writes(nb).encode()
+
+
 # %% ../nbs/00_core.ipynb #c030
 class ChapterFailed(RuntimeError):
     "A chapter raised: names the chapter, the failing cell and the error."
@@ -616,16 +646,6 @@ def _failing_cell_error(nb_path: Path) -> str:
                 first = src[0] if src else ""
                 return f"cell {i} ({first[:60]!r}): {out['ename']}: {out['evalue']}"
     return "no error output recorded"
-
-def _hide_injected_parameters(nb_path: Path) -> bytes:
-    "The executed notebook with papermill's injected-parameters cell tagged `remove-cell` for the docs."
-    import nbformat
-    nb = nbformat.read(nb_path, as_version=4)
-    for cell in nb.cells:
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
-    return nbformat.writes(nb).encode()
 
 def _notebook_run_dir(run_dir: str | Path, nbs_dir: Path) -> str:
     "`run_dir` as the notebook (cwd `nbs_dir`) sees it: relative inside the project, so no machine path is saved."
@@ -657,7 +677,7 @@ def run_chapter(name: str, scale: str, seed: int, run_dir: str | Path, nbs_dir: 
         detail = _failing_cell_error(executed) if executed.exists() else ""
         raise ChapterFailed(f"chapter {name} failed: {type(e).__name__}: {e} {detail}") from None
     if in_place:
-        atomic_write_bytes(src, _hide_injected_parameters(executed))
+        atomic_write_bytes(src, saved_notebook(executed, nbs_dir.resolve().parent))
     return time.perf_counter() - start
 
 # %% ../nbs/00_core.ipynb #c031

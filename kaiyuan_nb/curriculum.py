@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .core import ConfigError, atomic_write_json, read_json
-from .verdicts import check_claim, paired_effect, paper_claim, untested_claim
+from .verdicts import check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
 __all__ = ['ORDERS', 'CDMA_BUDGETS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction',
@@ -498,8 +498,7 @@ def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Se
             return
         eff = paired_effect(diffs)
         claims.append(paper_claim(id, claim, CDMA_SOURCE, metric, "+", eff, evidence.format(e=eff), paper_effect))
-        metrics.update({key: eff.estimate, f"{key}_ci_low": eff.ci[0], f"{key}_ci_high": eff.ci[1],
-                        f"{key}_mde": eff.mde})
+        metrics.update(effect_metrics(key, eff))
     span = "{e.estimate:+.4f} [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}] bits/byte over {e.n_items} documents x {e.n_seeds} seeds"
     if const == 1.0:
         add("cdma_ascending_beats_random_constant_lr", "Ascending-quality order beats random order under a constant LR",

@@ -17,7 +17,7 @@ import torch
 
 from .core import ConfigError, atomic_write_json, read_json
 from .curriculum import Curriculum, CurriculumLoader, average_last
-from .verdicts import Effect, check_claim, paired_effect, paper_claim, untested_claim
+from .verdicts import Effect, check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
 __all__ = ['PRETRAIN_BUDGETS', 'RUN_KINDS', 'KAIYUAN', 'CDMA', 'PretrainBudget', 'run_config', 'shuffled_like', 'domain_bpb_fn',
@@ -205,9 +205,7 @@ def pretrain_metrics(effects: Mapping[str, Effect], diverged: Mapping[str, int])
     for key, e in effects.items():
         arm, _, dom = key.partition("/")
         name = f"{per_domain[arm]}_{_slug(dom)}" if dom else pooled[arm]
-        out.update({name: e.estimate, f"{name}_ci_lo": e.ci[0], f"{name}_ci_hi": e.ci[1]})
-        if not dom:
-            out[f"{name}_mde"] = e.mde
+        out.update(effect_metrics(name, e, with_mde=not dom))
     out["pretrain_domains_recipe_better"] = sum(k.startswith("advantage/") and e.ci[0] > 0 for k, e in effects.items())
     out["pretrain_verdict_seeds"] = effects["advantage"].n_seeds if "advantage" in effects else 0
     return out

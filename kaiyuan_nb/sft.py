@@ -26,17 +26,17 @@ from .core import (ConfigError, Scale, atomic_write_json, get_scale, pick_budget
                              repo_root)
 from .data import check_license, load_manifest, split_of, verify_files
 from .train import IGNORE_INDEX
-from .verdicts import Effect, check_claim, paired_effect, paper_claim, untested_claim
+from .verdicts import Effect, check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
 __all__ = ['ROLES', 'SFT_SOURCES', 'CONTROL_STRINGS', 'PACKING_METHODS', 'ANSWER_LINE', 'BUDGETS', 'SFT_PRACTICE',
-           'SFT_EFFECT_METRICS', 'Conversation', 'validate_messages', 'load_sft_source', 'split_conversations',
-           'Example', 'check_chat_tokenizer', 'boundary_token_id', 'encode_chat', 'tokenize_conversations', 'labels_of',
-           'pack_lengths', 'packing_efficiency', 'PackedRows', 'pack_examples', 'segment_ids', 'block_causal_mask',
-           'packed_attention', 'PackedSFTLoader', 'assistant_loss', 'chat_generate', 'gsm8k_answer', 'numbers_equal',
-           'load_gsm8k_test', 'SFTBudget', 'SFTData', 'prepare_sft_data', 'load_base', 'run_sft', 'format_rates',
-           'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies', 'sft_item_diffs', 'sft_metrics',
-           'loop_rate', 'suite_metric_name', 'sft_claims']
+           'SFT_EFFECT_METRICS', 'BINARY_SFT_MEASURES', 'Conversation', 'validate_messages', 'load_sft_source',
+           'split_conversations', 'Example', 'check_chat_tokenizer', 'boundary_token_id', 'encode_chat',
+           'tokenize_conversations', 'labels_of', 'pack_lengths', 'packing_efficiency', 'PackedRows', 'pack_examples',
+           'segment_ids', 'block_causal_mask', 'packed_attention', 'PackedSFTLoader', 'assistant_loss', 'chat_generate',
+           'gsm8k_answer', 'numbers_equal', 'load_gsm8k_test', 'SFTBudget', 'SFTData', 'prepare_sft_data', 'load_base',
+           'run_sft', 'format_rates', 'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies',
+           'sft_item_diffs', 'sft_effects', 'sft_metrics', 'loop_rate', 'suite_metric_name', 'sft_claims']
 
 # %% ../nbs/09_sft.ipynb #c005
 ROLES = ("system", "user", "assistant")
@@ -770,15 +770,19 @@ def sft_item_diffs(before: Mapping[str, Any], after: Mapping[int, Mapping[str, A
     return out
 
 # %% ../nbs/09_sft.ipynb #c039b2
+BINARY_SFT_MEASURES = ("end_of_turn", "answer_line", "exact_match")  # 0/1 per prompt: SE floored at one prompt's flip
+
+def sft_effects(diffs: Mapping[str, Mapping[int, np.ndarray]], n_boot: int = 2000) -> dict[str, Effect]:
+    "`paired_effect` of every measure of `sft_item_diffs`, with resolution 1 for the 0/1 measures."
+    return {k: paired_effect(v, n_boot, resolution=1.0 if k in BINARY_SFT_MEASURES else 0.0) for k, v in diffs.items()}
+
 def sft_metrics(effects: Mapping[str, Effect]) -> dict[str, float]:
     "Every effect as a metric with its 95% CI (and MDE when pooled); per source: `sft_heldout_loss_drop_<source>`."
     out: dict[str, float] = {}
     for key, e in effects.items():
         arm, _, src = key.partition("/")
         name = f"{SFT_EFFECT_METRICS[arm]}_{src.removeprefix('sft_')}" if src else SFT_EFFECT_METRICS[arm]
-        out.update({name: e.estimate, f"{name}_ci_lo": e.ci[0], f"{name}_ci_hi": e.ci[1]})
-        if not src:
-            out[f"{name}_mde"] = e.mde
+        out.update(effect_metrics(name, e, with_mde=not src))
     out["sft_verdict_seeds"] = max((e.n_seeds for e in effects.values()), default=0)
     return out
 

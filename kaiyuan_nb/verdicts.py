@@ -16,8 +16,9 @@ from .core import ConfigError
 
 # %% auto #0
 __all__ = ['KINDS', 'PAPER_STATUSES', 'CHECK_STATUSES', 'DIRECTIONS', 'MIN_SEEDS', 'CLAIM_FIELDS', 'RULE_PAPER', 'Effect',
-           'hierarchical_bootstrap', 'mde_from_se', 'paired_effect', 'seeds_needed', 'decide', 'above_chance',
-           'paper_claim', 'untested_claim', 'check_claim', 'validate_claim', 'RuleSimulation', 'simulate_rule']
+           'hierarchical_bootstrap', 'mde_from_se', 'paired_effect', 'seeds_needed', 'effect_metrics', 'decide',
+           'above_chance', 'paper_claim', 'untested_claim', 'check_claim', 'validate_claim', 'RuleSimulation',
+           'simulate_rule']
 
 # %% ../nbs/00_verdicts.ipynb #c005
 KINDS = ("paper", "check")
@@ -72,12 +73,16 @@ def mde_from_se(se: float, df: int, alpha: float = 0.05, power: float = 0.8) -> 
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * se)
 
 def paired_effect(diffs: Mapping[Any, Sequence[float]] | Sequence[Sequence[float]], n_boot: int = 2000,
-                  seed: int = 0) -> Effect:
-    "Mean paired difference (arm A − arm B, per seed and item) with a 95% CI carrying seed and item variance."
+                  seed: int = 0, resolution: float = 0.0) -> Effect:
+    """Mean paired difference (arm A − arm B, per seed and item) with a 95% CI carrying seed and item variance;
+    `resolution` (the metric's smallest step, e.g. 1 for 0/1 outcomes) floors the SE at resolution / all items."""
+    if not resolution >= 0:
+        raise ConfigError(f"resolution: expected a non-negative step of the metric, got {resolution!r}")
     arrays = _as_seed_arrays(diffs)
     seed_means = np.array([a.mean() for a in arrays])
     estimate = float(seed_means.mean())
     se = float(hierarchical_bootstrap(arrays, n_boot, seed).std(ddof=1))
+    se = max(se, resolution / sum(a.size for a in arrays))
     n_items = int(round(np.mean([a.size for a in arrays])))
     df = len(arrays) - 1 if len(arrays) > 1 else max(n_items - 1, 1)
     half = float(stats.t.ppf(0.975, df) * se)
@@ -92,6 +97,12 @@ def seeds_needed(effect_size: float, seed_sd: float, item_sd: float = 0.0, n_ite
         if mde_from_se(se, n - 1) <= abs(effect_size):
             return n
     return None
+
+# %% ../nbs/00_verdicts.ipynb #d8cffa6a
+def effect_metrics(name: str, effect: Effect, with_mde: bool = True) -> dict[str, float]:
+    "An effect as metrics: the estimate, its 95% CI bounds and (unless `with_mde` is False) the design's MDE."
+    out = {name: effect.estimate, f"{name}_ci_lo": effect.ci[0], f"{name}_ci_hi": effect.ci[1]}
+    return {**out, f"{name}_mde": effect.mde} if with_mde else out
 
 # %% ../nbs/00_verdicts.ipynb #c013
 def decide(ci: tuple[float, float], direction: str, n_seeds: int, at_chance: bool = False,

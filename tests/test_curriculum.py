@@ -287,7 +287,7 @@ def test_cdma_claims_decide_paired_documents():
     # the seed offsets (0.05 per seed) cancel in the pairs: the estimate is the effect, the CI is tight
     assert metrics["cdma_gain_constant_lr"] == pytest.approx(0.03, abs=1e-3)
     assert metrics["cdma_gain_shrink"] == pytest.approx(0.025, abs=1e-3)
-    assert metrics["cdma_gain_constant_lr_ci_high"] - metrics["cdma_gain_constant_lr_ci_low"] < 0.01
+    assert metrics["cdma_gain_constant_lr_ci_hi"] - metrics["cdma_gain_constant_lr_ci_lo"] < 0.01
     best = [c for c in claims if c["id"] == "cdma_best_ascend_avg_beats_best_uniform"][0]
     assert best["n_items"] == 30  # measured on the half of the documents the choice did not see
     assert best_settings(recs, (0, 1, 2), (1.0, 0.3, 0.03), np.arange(60) % 2 == 0)[0] == 1.0  # ascending+avg

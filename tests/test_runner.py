@@ -44,7 +44,7 @@ def test_unknown_scale_cli(tmp_path):
     r = subprocess.run([str(Path(sys.executable).parent / "kaiyuan-report"), "--scale", "huge"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2
-    assert "unknown scale 'huge'" in r.stderr and "['gpu', 'report', 'smoke']" in r.stderr
+    assert "unknown scale 'huge'" in r.stderr and "['gpu', 'gpu-dryrun', 'report', 'smoke']" in r.stderr
 
 def test_unknown_chapter_cli():
     r = subprocess.run([str(Path(sys.executable).parent / "kaiyuan-report"), "--only", "05_stab"],
