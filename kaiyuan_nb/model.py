@@ -21,8 +21,9 @@ from .core import SCALES, ConfigError, Scale, get_scale
 from .verdicts import check_claim
 
 # %% auto #0
-__all__ = ['QWEN3_TOL', 'SWITCH_MIN_DIFF', 'KaiyuanConfig', 'RMSNormFunction', 'RopeFunction', 'SwiGLUFunction', 'LMLossFunction',
-           'reference_lm_loss', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask',
+__all__ = ['LM_HEAD_CHUNK_VALUES', 'QWEN3_TOL', 'SWITCH_MIN_DIFF', 'KaiyuanConfig', 'RMSNormFunction', 'RopeFunction',
+           'SwiGLUFunction', 'lm_loss_grad_', 'LMLossFunction', 'reference_lm_loss', 'FusedLMHeadLoss',
+           'fused_lm_head_loss', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask',
            'KaiyuanAttention', 'KaiyuanMLP', 'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel',
            'causal_lm_loss', 'KaiyuanCausalLMOutput', 'KaiyuanForCausalLM', 'record_attention_logits', 'qwen3_config',
            'kaiyuan_to_qwen3_state_dict', 'qwen3_to_kaiyuan_state_dict', 'to_qwen3', 'qwen3_equivalence',
@@ -147,12 +148,32 @@ class SwiGLUFunction(torch.autograd.Function):
         a, b = gate_up.chunk(2, dim=-1)
         grad = torch.empty_like(gate_up)
         ga, gb = grad.chunk(2, dim=-1)
-        sig = torch.sigmoid(a)
-        torch.mul(a, sig, out=gb)  # silu(a)
-        dsilu = torch.sub(1, sig).mul_(gb).add_(sig)  # silu'(a) = sig + silu(a)(1 - sig)
-        torch.mul(dsilu.mul_(b), gy, out=ga)
-        gb.mul_(gy)
+        torch.mul(gy, b, out=ga)
+        torch.ops.aten.silu_backward.grad_input(ga, a, grad_input=ga)  # ga · silu'(a), one fused pass
+        torch.mul(F.silu(a), gy, out=gb)
         return grad
+
+def lm_loss_grad_(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, n: torch.Tensor,
+                  softcap: float | None, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over the `valid` rows of CE and logsumexp² of raw `logits` (rows, V), soft-capped by
+    `cap·tanh(x/cap)` unless `softcap` is None; overwrites `logits` with the gradient of
+    `(ΣCE + z_coef·Σlse²) / n` w.r.t. the raw logits."""
+    vf = valid.to(logits.dtype)
+    tg = torch.where(valid, targets, 0)[:, None]
+    t = logits.div_(softcap).tanh_() if softcap is not None else None
+    z = t * softcap if t is not None else logits
+    target_z = z.gather(1, tg).squeeze(1)
+    zmax = z.amax(dim=-1, keepdim=True)
+    e = z.sub_(zmax).exp_()
+    total = e.sum(dim=-1)
+    lse = total.log().add_(zmax.squeeze(1))
+    ce_sum = torch.dot(lse - target_z, vf)
+    z_sum = torch.dot(lse.square(), vf) if z_coef else lse.new_zeros(())
+    coef = vf / n if not z_coef else vf / n * (1 + 2 * z_coef * lse)
+    g = e.mul_((coef / total)[:, None]).scatter_add_(1, tg, (-vf / n)[:, None])  # softmax - onehot, scaled
+    if t is not None:  # d(cap·tanh(x/cap))/dx = 1 - tanh², written into the logits buffer
+        t.square_().neg_().add_(1).mul_(g)
+    return ce_sum, z_sum
 
 class LMLossFunction(torch.autograd.Function):
     """(loss, ce, z) of raw logits (N, V) against targets (N,): ce = mean CE of `cap·tanh(z/cap)`
@@ -162,24 +183,10 @@ class LMLossFunction(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, softcap: float | None, z_coef: float,
                 ignore_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         valid = targets != ignore_index
-        vf = valid.to(logits.dtype)
-        n = vf.sum().clamp(min=1.0)
-        tg = torch.where(valid, targets, 0)[:, None]
-        if softcap is not None:
-            t = logits.div_(softcap).tanh_()
-            z = t * softcap
-        else:
-            t, z = None, logits
-        lse = torch.logsumexp(z, dim=-1)
-        ce = ((lse - z.gather(1, tg).squeeze(1)) * vf).sum() / n
-        zl = (lse.square() * vf).sum() / n * z_coef if z_coef else lse.new_zeros(())
-        g = z.sub_(lse[:, None]).exp_()  # softmax, in place
-        coef = vf / n if not z_coef else vf / n * (1 + 2 * z_coef * lse)
-        g.mul_(coef[:, None]).scatter_add_(1, tg, (-vf / n)[:, None])
-        if t is not None:
-            g.mul_(t.square_().neg_().add_(1))  # d(cap·tanh(x/cap))/dx = 1 - tanh²
-        ctx.save_for_backward(g)
-        ce, zl = ce.detach(), zl.detach()
+        n = valid.sum().clamp(min=1).to(logits.dtype)
+        ce, zl = lm_loss_grad_(logits, targets, valid, n, softcap, z_coef)
+        ctx.save_for_backward(logits)
+        ce, zl = ce / n, zl * (z_coef / n)
         ctx.mark_non_differentiable(ce, zl)
         return ce + zl, ce, zl
 
@@ -197,6 +204,60 @@ def reference_lm_loss(logits: torch.Tensor, targets: torch.Tensor, softcap: floa
     valid = targets != ignore_index
     zl = z_coef * torch.logsumexp(z[valid], dim=-1).pow(2).mean() if z_coef else z.new_zeros(())
     return ce + zl, ce, zl
+
+# %% ../nbs/02_model.ipynb #f002
+LM_HEAD_CHUNK_VALUES = 2 ** 22  # logits per block: 16 MiB of float32, about the size of the L3 cache
+
+class FusedLMHeadLoss(torch.autograd.Function):
+    "(loss, ce, z) of `hidden @ weightᵀ` against targets, `chunk_rows` rows at a time; see `fused_lm_head_loss`."
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None,
+                z_coef: float, ignore_index: int, chunk_rows: int,
+                grads: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        valid = targets != ignore_index
+        n = valid.sum().clamp(min=1).to(hidden.dtype)
+        need_h, need_w = grads and ctx.needs_input_grad[0], grads and ctx.needs_input_grad[1]
+        grad_h = torch.empty_like(hidden) if need_h else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        ce, zl = hidden.new_zeros(()), hidden.new_zeros(())
+        block = None
+        for s in range(0, hidden.shape[0], chunk_rows):
+            h, rows = hidden[s:s + chunk_rows], slice(s, s + chunk_rows)
+            if block is None or block.shape[0] != h.shape[0]:
+                block = hidden.new_empty((h.shape[0], weight.shape[0]))
+            logits = torch.mm(h, weight.t(), out=block)
+            c, z = lm_loss_grad_(logits, targets[rows], valid[rows], n, softcap, z_coef)
+            ce, zl = ce + c, zl + z
+            if need_h:
+                torch.mm(logits, weight, out=grad_h[rows])
+            if need_w:
+                grad_w.addmm_(logits.t(), h)
+        ctx.save_for_backward(grad_h, grad_w)
+        ce, zl = ce / n, zl * (z_coef / n)
+        ctx.mark_non_differentiable(ce, zl)
+        return ce + zl, ce, zl
+
+    @staticmethod
+    def backward(ctx, g_loss: torch.Tensor, g_ce: Any, g_z: Any) -> tuple[torch.Tensor | None, ...]:
+        grad_h, grad_w = ctx.saved_tensors
+        return (None if grad_h is None else grad_h * g_loss, None if grad_w is None else grad_w * g_loss,
+                None, None, None, None, None, None)
+
+def fused_lm_head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                       softcap: float | None = None, z_coef: float = 0.0, ignore_index: int = -100,
+                       chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, ce, z) = `reference_lm_loss(hidden @ weight.T, ...)` for hidden (N, H), weight (V, H),
+    targets (N,), computed `chunk_rows` rows at a time (default: `LM_HEAD_CHUNK_VALUES // V`) so the
+    N × V logits never exist at once; gradients only when autograd is on."""
+    if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1] or targets.shape != hidden.shape[:1]:
+        raise ValueError(f"fused_lm_head_loss: expected hidden (N, H), weight (V, H), targets (N,); got "
+                         f"{tuple(hidden.shape)}, {tuple(weight.shape)}, {tuple(targets.shape)}")
+    rows = chunk_rows or max(1, LM_HEAD_CHUNK_VALUES // weight.shape[0])
+    if rows < 1:
+        raise ValueError(f"fused_lm_head_loss: chunk_rows must be >= 1, got {chunk_rows}")
+    grads = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    return FusedLMHeadLoss.apply(hidden, weight, targets, softcap, float(z_coef), ignore_index, rows, grads)
+
 
 # %% ../nbs/02_model.ipynb #c011
 class KaiyuanRMSNorm(nn.Module):
@@ -282,11 +343,14 @@ class KaiyuanAttention(nn.Module):
         v = v.transpose(1, 2)
         if past_key_values is not None:
             k, v = past_key_values.update(k, v, self.layer_idx)
-        k, v = _expand_kv(k, self.groups), _expand_kv(v, self.groups)
-        if self.softcap is None and not self.record_logits:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=self.scaling)
+        if self.softcap is None and not self.record_logits and mask is None:  # K/V heads shared inside the kernel
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=self.scaling,
+                                                 enable_gqa=self.groups > 1)
+        elif self.softcap is None and not self.record_logits:
+            out = F.scaled_dot_product_attention(q, _expand_kv(k, self.groups), _expand_kv(v, self.groups),
+                                                 attn_mask=mask, scale=self.scaling)
         else:
-            out = self._explicit_attention(q, k, v, mask, is_causal)
+            out = self._explicit_attention(q, _expand_kv(k, self.groups), _expand_kv(v, self.groups), mask, is_causal)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -422,8 +486,13 @@ class KaiyuanForCausalLM(KaiyuanPreTrainedModel, GenerationMixin):
         h = out.last_hidden_state
         cap = self.config.final_logit_softcap
         if targets is not None:
+            tflat, w = targets.reshape(-1), self.lm_head.weight
+            if (self._lm_head_is_plain() and h.dtype == w.dtype == torch.float32
+                    and not torch.is_autocast_enabled(h.device.type)):
+                loss, ce, zl = fused_lm_head_loss(h.reshape(-1, h.shape[-1]), w, tflat, cap, float(z_loss))
+                return KaiyuanCausalLMOutput(loss=loss, ce_loss=ce, z_loss=zl, past_key_values=out.past_key_values)
             raw = self.lm_head(h)
-            flat, tflat = raw.reshape(-1, raw.shape[-1]), targets.reshape(-1)
+            flat = raw.reshape(-1, raw.shape[-1])
             if torch.is_grad_enabled() and raw.requires_grad:
                 if raw.dtype != torch.float32 or not self._lm_head_is_plain():
                     flat = flat.float().clone() if flat.dtype == torch.float32 else flat.float()

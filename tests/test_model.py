@@ -8,7 +8,7 @@ import torch
 
 from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.model import (KaiyuanConfig, KaiyuanForCausalLM, config_for_scale, flops_per_token,
-                              kaiyuan_to_qwen3_state_dict, param_counts, qwen3_to_kaiyuan_state_dict,
+                              fused_lm_head_loss, kaiyuan_to_qwen3_state_dict, param_counts, qwen3_to_kaiyuan_state_dict,
                               record_attention_logits, reference_lm_loss, to_qwen3)
 
 
@@ -206,3 +206,45 @@ def test_fused_training_loss_matches_autograd_and_respects_hooks(cap):
     h.remove()
     with torch.no_grad():
         assert torch.equal(seen[0], m.lm_head(m.model(x).last_hidden_state))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("cap", [None, 5.0])
+@pytest.mark.parametrize("z_coef", [0.0, 1e-3])
+def test_chunked_lm_head_loss_equals_logits_plus_reference(tied, cap, z_coef):
+    "Loss and gradients (hidden states, LM-head weight) of the blockwise head equal logits + reference_lm_loss."
+    torch.manual_seed(0)
+    m = KaiyuanForCausalLM(tiny(tie_word_embeddings=tied, final_logit_softcap=cap))
+    ids = torch.randint(0, 211, (3, 21))
+    y = ids[:, 1:].reshape(-1).clone()
+    y[[0, 7, 30]] = -100
+    h = m.model(ids[:, :-1]).last_hidden_state.reshape(-1, 64).detach()
+    w = m.lm_head.weight.detach()
+    ha, wa, hb, wb = (t.clone().requires_grad_() for t in (h, w, h, w))
+    fa = fused_lm_head_loss(ha, wa, y, cap, z_coef, chunk_rows=16)  # 60 rows: 3 full blocks and a partial one
+    fb = reference_lm_loss(hb @ wb.t(), y, cap, z_coef)
+    fa[0].backward()
+    fb[0].backward()
+    for a, b in zip(fa, fb):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(ha.grad, hb.grad, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(wa.grad, wb.grad, rtol=1e-6, atol=1e-6)
+    # the model's training path uses it: same loss and LM-head gradient as logits + reference
+    x = ids[:, :-1]
+    fast = m(x, targets=y.view(3, 20), z_loss=z_coef)
+    fast.loss.backward()
+    g_fast = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    slow = reference_lm_loss(m(x).logits.reshape(-1, 211), y, None, z_coef)
+    slow[0].backward()
+    assert torch.allclose(fast.loss, slow[0], rtol=1e-6, atol=1e-6)
+    for n, p in m.named_parameters():
+        assert torch.allclose(g_fast[n], p.grad, rtol=1e-5, atol=1e-6), n
+
+
+def test_chunked_lm_head_loss_bad_shapes():
+    h, w, y = torch.randn(4, 8), torch.randn(10, 8), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="expected hidden"):
+        fused_lm_head_loss(h, w.t(), y)
+    with pytest.raises(ValueError, match="expected hidden"):
+        fused_lm_head_loss(h, w, y[:3])
