@@ -27,15 +27,15 @@ import torch
 
 # %% auto #0
 __all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_FIELDS', 'README_BEGIN', 'README_END',
-           'CLAIM_COLUMNS', 'CHAPTER_RE', 'CHROMIUM_ARGS', 'ModelSize', 'Scale', 'ConfigError', 'get_scale',
-           'pick_budget', 'seed_everything', 'pick_device', 'training_precision', 'atomic_write', 'atomic_write_bytes',
-           'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load', 'repo_root', 'default_run_dir',
-           'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit', 'package_versions', 'machine_info',
-           'load_average', 'notebook_code', 'code_hash', 'computed_at_commit', 'write_results', 'load_results',
-           'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally', 'claims_markdown', 'results_markdown',
-           'update_readme', 'list_chapters', 'select_chapters', 'saved_notebook', 'ChapterFailed', 'run_chapter',
-           'check_needs', 'run_chapters', 'main', 'build_site', 'chromium_path', 'chapter_title', 'check_site',
-           'docs_main']
+           'CLAIM_COLUMNS', 'CHAPTER_RE', 'CHROMIUM_ARGS', 'REMOTE_IMPORT', 'KATEX_DIR', 'ModelSize', 'Scale',
+           'ConfigError', 'get_scale', 'pick_budget', 'seed_everything', 'pick_device', 'training_precision',
+           'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load',
+           'repo_root', 'default_run_dir', 'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit',
+           'package_versions', 'machine_info', 'load_average', 'notebook_code', 'code_hash', 'computed_at_commit',
+           'write_results', 'load_results', 'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally',
+           'claims_markdown', 'results_markdown', 'update_readme', 'list_chapters', 'select_chapters', 'saved_notebook',
+           'ChapterFailed', 'run_chapter', 'check_needs', 'run_chapters', 'main', 'build_site', 'localize_katex',
+           'chromium_path', 'chapter_title', 'check_site', 'docs_main']
 
 # %% ../nbs/00_core.ipynb #c005
 @dataclass(frozen=True)
@@ -767,10 +767,32 @@ def build_site(root: str | Path | None = None) -> Path:
     else:
         subprocess.run([sys.executable, "-m", "smalldocs.cli", "render", "--quiet", str(root)], check=True)
     site = root / "_docs"
+    localize_katex(site)
+    for css in site.rglob("*.css"):
+        text = css.read_text(encoding="utf-8")
+        if REMOTE_IMPORT.search(text):
+            atomic_write_bytes(css, REMOTE_IMPORT.sub("", text).encode())
     atomic_write_bytes(site / "index.html", b'<!doctype html><meta charset="utf-8"><title>kaiyuan-nb</title>'
                        b'<meta http-equiv="refresh" content="0; url=nbs/index.html">'
                        b'<a href="nbs/index.html">kaiyuan-nb report</a>\n')
     return site
+
+REMOTE_IMPORT = re.compile(r"@import url\(https?://[^)]*\);?")  # theme web fonts: dropped, the site works offline
+KATEX_DIR = Path(sys.prefix) / "share" / "katex"  # `make` unpacks KaTeX's dist/ from the npm registry here
+
+def localize_katex(site: Path, katex_dir: Path = KATEX_DIR) -> int:
+    "Copy KaTeX into `site/site_libs/katex` and point every page's CDN links there; return the pages rewritten."
+    import shutil
+    from smalldocs.layout import KATEX
+    pages = [p for p in site.rglob("*.html") if KATEX in p.read_text(encoding="utf-8")]
+    if pages and not (katex_dir / "katex.min.js").exists():
+        raise FileNotFoundError(f"KaTeX is missing in {katex_dir}: run `make install-katex` (npm pack katex)")
+    if pages:
+        shutil.copytree(katex_dir, site / "site_libs" / "katex", dirs_exist_ok=True)
+    for page in pages:
+        local = os.path.relpath(site / "site_libs" / "katex", page.parent)
+        atomic_write_bytes(page, page.read_text(encoding="utf-8").replace(KATEX, local).encode())
+    return len(pages)
 
 def chromium_path() -> str:
     "Path of the system Chromium, or a clear error saying how to install it."
@@ -810,6 +832,9 @@ def check_site(site: str | Path, nbs_dir: str | Path | None = None,
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
+            offsite: list[str] = []
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
+                       else (offsite.append(route.request.url), route.abort()))
             links: set[str] = set()
             for path, title in titles.items():
                 response = page.goto(base + path, wait_until="load")
@@ -817,6 +842,14 @@ def check_site(site: str | Path, nbs_dir: str | Path | None = None,
                     problems.append(f"{path}: HTTP {response.status if response else 'no response'}")
                     continue
                 text = page.inner_text("body")
+                math = page.locator("span.math").count()
+                if math:
+                    try:
+                        page.wait_for_function(f"document.querySelectorAll('span.math .katex').length >= {math}",
+                                               timeout=5000)
+                    except Exception:
+                        problems.append(f"{path}: {math - page.locator('span.math .katex').count()} of {math} "
+                                        "formulas left as raw TeX")
                 if title not in text:
                     problems.append(f"{path}: chapter title {title!r} not on the page")
                 for src, ok in page.eval_on_selector_all(
@@ -828,6 +861,8 @@ def check_site(site: str | Path, nbs_dir: str | Path | None = None,
                         links.add(urlparse(href)._replace(fragment="", query="").geturl())
                 if screenshot and path == "nbs/index.html":
                     page.screenshot(path=str(screenshot), full_page=False)
+            problems += [f"page requested {url[:80]} outside the site (blocked: the site must work offline)"
+                         for url in sorted(set(offsite))]
             for link in sorted(links):
                 status = page.request.get(link).status
                 if status != 200:

@@ -21,14 +21,15 @@ import pandas as pd
 import torch
 import yaml
 
-from .core import ConfigError, Scale, get_scale, pick_budget, repo_root
+from .core import ConfigError, Scale, atomic_write_bytes, get_scale, pick_budget, repo_root
 
 # %% auto #0
-__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'DEFAULT_TASKS', 'EXTRA_TASKS', 'EVAL_BUDGETS', 'EXPERIMENTS', 'eval_manifest',
-           'eval_file', 'read_jsonl', 'MCItem', 'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande',
-           'load_mmlu', 'load_xcopa', 'load_cmmlu', 'load_lambada', 'TaskInfo', 'load_task', 'prefix_token_id',
-           'encode_pairs', 'score_requests', 'document_nll', 'bits_per_byte', 'arithmetic_problems', 'greedy_generate',
-           'bootstrap_ci', 'EvalBudget', 'EvalSuite', 'heldout_texts', 'default_suite', 'evaluate', 'EvalExperiment']
+__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'DEFAULT_TASKS', 'EXTRA_TASKS', 'EVAL_BUDGETS', 'MC_METRICS', 'LM_EVAL_GROUP',
+           'EXPERIMENTS', 'eval_manifest', 'eval_file', 'read_jsonl', 'MCItem', 'ClozeItem', 'load_foundry_mc',
+           'load_hellaswag', 'load_winogrande', 'load_mmlu', 'load_xcopa', 'load_cmmlu', 'load_lambada', 'TaskInfo',
+           'load_task', 'prefix_token_id', 'encode_pairs', 'score_requests', 'document_nll', 'bits_per_byte',
+           'arithmetic_problems', 'greedy_generate', 'bootstrap_ci', 'EvalBudget', 'EvalSuite', 'heldout_texts',
+           'default_suite', 'mc_item_metrics', 'evaluate', 'write_lm_eval_tasks', 'harness_agreement', 'EvalExperiment']
 
 # %% ../nbs/04_evaluation.ipynb #c005
 def eval_manifest(task: str) -> dict[str, Any]:
@@ -105,15 +106,25 @@ def _gold(row: dict, key: str, n_choices: int, where: str) -> int:
 # %% ../nbs/04_evaluation.ipynb #c009
 @dataclass(frozen=True)
 class MCItem:
-    "Multiple choice: option i is scored as log p(continuations[i] | contexts[i]); `gold` is the answer."
+    """Multiple choice: option i is scored as log p(continuations[i] | contexts[i]); `gold` is the answer;
+    `choices[i]` is option i's answer text without the target delimiter (what length normalisation counts)."""
     contexts: tuple[str, ...]
     continuations: tuple[str, ...]
     gold: int
+    choices: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not len(self.contexts) == len(self.continuations) == len(self.choices) >= 2:
+            raise ConfigError(f"MCItem: expected >= 2 options with as many contexts, continuations and choices, got "
+                              f"{len(self.contexts)}, {len(self.continuations)} and {len(self.choices)}")
+        if not all(self.choices) or not 0 <= self.gold < len(self.choices):
+            raise ConfigError(f"MCItem: choices must be non-empty and gold an index into them, got {self.choices!r:.80}, "
+                              f"gold {self.gold}")
 
     @classmethod
     def shared_context(cls, context: str, options: Sequence[str], gold: int, sep: str = " ") -> "MCItem":
         "One context, one continuation `sep + option` per option (the harness's target delimiter)."
-        return cls((context,) * len(options), tuple(sep + o for o in options), gold)
+        return cls((context,) * len(options), tuple(sep + o for o in options), gold, tuple(options))
 
 @dataclass(frozen=True)
 class ClozeItem:
@@ -151,7 +162,7 @@ def load_winogrande(path: str | Path) -> list[MCItem]:
         rest = _get(row, "continuation", str, where).strip()
         if not rest:
             raise ConfigError(f"{where}: field 'continuation' is empty")
-        items.append(MCItem(tuple(options), (" " + rest,) * 2, _gold(row, "gold", 2, where)))
+        items.append(MCItem(tuple(options), (" " + rest,) * 2, _gold(row, "gold", 2, where), (rest, rest)))
     return items
 
 def load_mmlu(path: str | Path) -> list[MCItem]:
@@ -654,6 +665,24 @@ def _task_requests(tokenizer: Any, task: str, items: list) -> tuple[list, list[i
         cache[key] = (encode_pairs(tokenizer, pairs), gids)
     return cache[key]
 
+MC_METRICS = ("acc", "acc_norm", "acc_bytes")  # lm-evaluation-harness's names and definitions
+
+def mc_item_metrics(items: Sequence[MCItem], logprobs: Sequence[float]) -> dict[str, np.ndarray]:
+    """Per item 0/1 `acc` (argmax of the options' log-probabilities), `acc_norm` (argmax of log-probability per
+    character of the choice text) and `acc_bytes` (per UTF-8 byte of it); `logprobs` lists every option of every item."""
+    lp = np.asarray(logprobs, dtype=float)
+    if len(lp) != sum(len(it.choices) for it in items):
+        raise ConfigError(f"mc_item_metrics: {len(lp)} log-probabilities for {sum(len(it.choices) for it in items)} options")
+    out, k = {m: np.zeros(len(items)) for m in MC_METRICS}, 0
+    for i, it in enumerate(items):
+        opt = lp[k:k + len(it.choices)]
+        chars = np.array([len(c) for c in it.choices], dtype=float)
+        nbytes = np.array([len(c.encode("utf-8")) for c in it.choices], dtype=float)
+        for metric, score in zip(MC_METRICS, (opt, opt / chars, opt / nbytes)):
+            out[metric][i] = float(np.argmax(score) == it.gold)
+        k += len(it.choices)
+    return out
+
 def _row(task: str, metric: str, per_item: np.ndarray, chance: float, suite: EvalSuite,
          weights: np.ndarray | None = None, value: float | None = None, transform: Callable | None = None) -> dict:
     "One tidy result row with a bootstrap CI."
@@ -679,16 +708,9 @@ def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, 
         chance_ppl = float(np.exp(ntok.mean() * math.log(vocab)))
         return [_row(task, "acc", acc, chance_acc, suite),
                 _row(task, "ppl", -scores["logprob"], chance_ppl, suite, transform=math.exp)]
-    lp = scores["logprob"]
-    nbytes = np.array([len(k.encode("utf-8")) for it in items for k in it.continuations], dtype=float)
-    acc, acc_norm, k = np.zeros(len(items)), np.zeros(len(items)), 0
-    for i, it in enumerate(items):
-        m = len(it.continuations)
-        acc[i] = float(np.argmax(lp[k:k + m]) == it.gold)
-        acc_norm[i] = float(np.argmax(lp[k:k + m] / nbytes[k:k + m]) == it.gold)
-        k += m
+    per_item = mc_item_metrics(items, scores["logprob"])
     chance = float(np.mean([1 / len(it.continuations) for it in items]))
-    return [_row(task, "acc", acc, chance, suite), _row(task, "acc_norm", acc_norm, chance, suite)]
+    return [_row(task, metric, per_item[metric], chance, suite) for metric in MC_METRICS]
 
 def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress: bool = True) -> pd.DataFrame:
     """Evaluate `model` on `suite`: a DataFrame with columns task, metric, value, ci_low, ci_high, chance, n.
@@ -729,6 +751,79 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
     df.attrs["cpu_seconds"] = time.process_time() - cpu_all
     df.attrs.update(stats)
     return df
+
+# %% ../nbs/04_evaluation.ipynb #c036b
+LM_EVAL_GROUP = "kaiyuan"  # the harness group, and the prefix of every task name
+
+def _lm_eval_docs(task: str, items: Sequence[MCItem | ClozeItem]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    "A task's items as JSON rows, and the harness task fields that read them as our evaluator scores them."
+    if isinstance(items[0], ClozeItem):
+        return ([{"context": it.context, "continuation": it.continuation} for it in items],
+                {"output_type": "loglikelihood", "doc_to_text": "context", "doc_to_target": "continuation",
+                 "metric_list": [{"metric": "perplexity", "aggregation": "perplexity", "higher_is_better": False},
+                                 {"metric": "acc", "aggregation": "mean", "higher_is_better": True}]})
+    first = items[0]
+    sep = first.continuations[0][:len(first.continuations[0]) - len(first.choices[0])]
+    partial = len(set(first.contexts)) > 1
+    rows = []
+    for i, it in enumerate(items):
+        if (len(set(it.contexts)) > 1) != partial or any(k != sep + c for k, c in zip(it.continuations, it.choices)):
+            raise ConfigError(f"write_lm_eval_tasks: item {i} of {task!r} is not like its first item (one shared "
+                              f"{'continuation' if partial else 'context'}, continuation = {sep!r} + choice)")
+        rows.append({"contexts": list(it.contexts), "continuation": it.choices[0], "gold": it.gold} if partial else
+                    {"context": it.contexts[0], "choices": list(it.choices), "gold": it.gold})
+    metrics = ("acc",) if partial else MC_METRICS
+    fields = ({"doc_to_text": "gold", "doc_to_choice": "contexts", "doc_to_target": "continuation"} if partial else
+              {"doc_to_text": "context", "doc_to_choice": "choices", "doc_to_target": "gold"})
+    return rows, {"output_type": "multiple_choice", **fields, "target_delimiter": sep,
+                  "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in metrics]}
+
+def write_lm_eval_tasks(out_dir: str | Path, tokenizer: Any, tasks: Sequence[str] = tuple(TASKS), n: int | None = None,
+                        seed: int = 0) -> list[str]:
+    """Write lm-evaluation-harness tasks for vendored `tasks` into `out_dir` (`--include_path`): per task
+    `kaiyuan_<task>.jsonl` (the items `load_task(task, n, seed)` picks, in order) and `.yaml`, and the group
+    `kaiyuan.yaml`. `tokenizer` is the evaluated model's: its document-boundary token starts every context."""
+    start = prefix_token_id(tokenizer)
+    prefix = "" if start is None else tokenizer.convert_ids_to_tokens(start)
+    if start is not None and tokenizer(prefix, add_special_tokens=False)["input_ids"] != [start]:
+        raise ConfigError(f"write_lm_eval_tasks: the tokenizer does not read {prefix!r} back as its token {start}")
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for task in tasks:
+        rows, fields = _lm_eval_docs(task, load_task(task, n, seed))
+        name = f"{LM_EVAL_GROUP}_{task}"
+        data = out_dir / f"{name}.jsonl"
+        atomic_write_bytes(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
+        config = {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}},
+                  "test_split": "test", "description": prefix, **fields,
+                  "metadata": {"version": 1.0, "items": len(rows), "seed": seed, "source": f"data_manifests/eval_{task}.yaml"}}
+        atomic_write_bytes(out_dir / f"{name}.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False).encode("utf-8"))
+        names.append(name)
+    atomic_write_bytes(out_dir / f"{LM_EVAL_GROUP}.yaml", yaml.safe_dump({"group": LM_EVAL_GROUP, "task": names}).encode("utf-8"))
+    return names
+
+
+# %% ../nbs/04_evaluation.ipynb #c036d
+def harness_agreement(samples: Sequence[dict[str, Any]], items: Sequence[MCItem], logprobs: Sequence[float]) -> dict[str, Any]:
+    """lm-evaluation-harness samples of a multiple-choice task from `write_lm_eval_tasks` against our per-option
+    `logprobs` of `items`: items compared, the largest |Δ log-likelihood|, and per metric the items that disagree."""
+    ours = mc_item_metrics(items, logprobs)
+    lp, starts = np.asarray(logprobs, dtype=float), np.cumsum([0] + [len(it.choices) for it in items])
+    metrics = [m for m in MC_METRICS if samples and m in samples[0]]
+    diffs, disagree = [], {m: [] for m in metrics}
+    for s in samples:
+        i = int(s["doc_id"])
+        if not 0 <= i < len(items):
+            raise ConfigError(f"harness_agreement: doc_id {i} is not one of the {len(items)} items")
+        theirs = np.array([float(r[0]) for r in s["filtered_resps"]])
+        mine = lp[starts[i]:starts[i + 1]]
+        diffs.append(float(np.abs(theirs - mine).max()) if theirs.shape == mine.shape else math.inf)
+        for m in metrics:
+            if float(s[m]) != ours[m][i]:
+                disagree[m].append(i)
+    return {"items": len(samples), "max_ll_diff": max(diffs, default=math.nan), "metrics": metrics, "disagree": disagree}
+
 
 # %% ../nbs/04_evaluation.ipynb #c039
 @dataclass(frozen=True)

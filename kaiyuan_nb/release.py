@@ -25,12 +25,12 @@ from .verdicts import check_claim
 
 # %% auto #0
 __all__ = ['CONFIG_FILE', 'MODELING_FILE', 'RELEASE_AUTO_MAP', 'LOCAL_CONFIG_ERROR', 'CHAT_END', 'CHECK_PROMPT',
-           'CHECK_CONVERSATION', 'FORCED_END_AFTER', 'RELEASE_TOL', 'RELEASE_MAX_MB', 'PROJECT_URL', 'LM_EVAL_TASKS',
-           'LM_EVAL_INCLUDE', 'top_level_definitions', 'names_read', 'definition_closure', 'import_lines',
-           'standalone_sources', 'is_plain_qwen3', 'end_token_id', 'export_release', 'run_fresh_child',
-           'compare_release', 'fresh_environment_check', 'folder_sizes_mb', 'release_claims', 'release_metrics',
-           'manifest_rows', 'claims_table', 'model_card', 'folder_digest', 'publish_release', 'chat_main',
-           'sft_model_name', 'release_sources']
+           'CHECK_CONVERSATION', 'FORCED_END_AFTER', 'LM_EVAL_CHECK_TASK', 'LM_EVAL_CHECK_ITEMS', 'LM_EVAL_TOL',
+           'RELEASE_TOL', 'RELEASE_MAX_MB', 'PROJECT_URL', 'LM_EVAL_TASKS', 'LM_EVAL_INCLUDE', 'top_level_definitions',
+           'names_read', 'definition_closure', 'import_lines', 'standalone_sources', 'is_plain_qwen3', 'end_token_id',
+           'export_release', 'run_fresh_child', 'compare_release', 'lm_eval_check', 'fresh_environment_check',
+           'folder_sizes_mb', 'release_claims', 'release_metrics', 'manifest_rows', 'claims_table', 'model_card',
+           'folder_digest', 'publish_release', 'chat_main', 'sft_model_name', 'release_sources', 'export_main']
 
 # %% ../nbs/10_release.ipynb #c005
 CONFIG_FILE, MODELING_FILE = "configuration_kaiyuan.py", "modeling_kaiyuan.py"
@@ -222,6 +222,18 @@ with torch.no_grad():
     forced = model.generate(turn, attention_mask=torch.ones_like(turn), max_new_tokens=args["max_new_tokens"],
                             do_sample=False, logits_processor=LogitsProcessorList([EndAfter(turn.shape[1], args["k"])]))
 forced = forced[0, turn.shape[1]:].tolist()
+harness = None
+if args["lm_eval"]:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    task = args["lm_eval"]["task"]
+    out = lm_eval.simple_evaluate(model="hf", model_args={"pretrained": args["folder"], "trust_remote_code": True,
+                                                          "dtype": "float32"},
+                                  tasks=[task], task_manager=TaskManager(include_path=args["lm_eval"]["include"]),
+                                  log_samples=True, batch_size=16, device="cpu")
+    harness = {"results": {k: v for k, v in out["results"][task].items() if isinstance(v, (int, float))},
+               "samples": [{k: s[k] for k in ("doc_id", "filtered_resps", "acc", "acc_norm", "acc_bytes") if k in s}
+                           for s in out["samples"][task]]}
 print(MARK + json.dumps({
     "preloaded": preloaded, "importable": importable, "loaded_dtype": loaded_dtype,
     "model_class": type(model).__name__, "model_module": type(model).__module__,
@@ -229,19 +241,22 @@ print(MARK + json.dumps({
     "template_ids": tok.apply_chat_template(args["conversation"], return_dict=True)["input_ids"],
     "end_ids": eos, "forced": forced,
     "stops_at_end": bool(forced and forced[-1] in eos and len(forced) <= args["k"] + 1
-                         and not any(t in eos for t in forced[:-1]))}))
+                         and not any(t in eos for t in forced[:-1])), "lm_eval": harness}))
 '''
 
 
 # %% ../nbs/10_release.ipynb #c016
 def run_fresh_child(folder: str | Path, prompt: str = CHECK_PROMPT, conversation: Sequence[Mapping[str, str]] = CHECK_CONVERSATION,
-                    max_new_tokens: int = 12, timeout: float = 300) -> dict[str, Any]:
-    "Run `_CHILD` on `folder` in a process where kaiyuan_nb cannot be imported; its JSON report."
+                    max_new_tokens: int = 12, timeout: float = 300, lm_eval: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run `_CHILD` on `folder` in a process where kaiyuan_nb cannot be imported; its JSON report. With
+    `lm_eval={"include": task dir, "task": name}` the child also runs lm-evaluation-harness on that task."""
     args = {"folder": str(Path(folder).resolve()), "prompt": prompt, "conversation": list(conversation),
-            "max_new_tokens": max_new_tokens, "k": FORCED_END_AFTER, "threads": torch.get_num_threads()}
+            "max_new_tokens": max_new_tokens, "k": FORCED_END_AFTER, "threads": torch.get_num_threads(),
+            "lm_eval": dict(lm_eval) if lm_eval else None}
     with tempfile.TemporaryDirectory() as cwd:
         env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "HF_MODULES_CACHE": str(Path(cwd) / "modules"),
-               "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+               "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(Path(cwd) / "datasets"),
+               "TOKENIZERS_PARALLELISM": "false"}
         r = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                            capture_output=True, text=True, timeout=timeout)
     found = [l for l in r.stdout.splitlines() if l.startswith("release-check: ")]
@@ -273,12 +288,37 @@ def compare_release(child: Mapping[str, Any], folder: str | Path, reference_mode
             "loaded_dtype": child["loaded_dtype"], "greedy": child["greedy"], "forced": child["forced"],
             "end_ids": child["end_ids"], "template_tokens": len(template)}
 
+LM_EVAL_CHECK_TASK, LM_EVAL_CHECK_ITEMS, LM_EVAL_TOL = "arc_easy", 40, 1e-4
+
+def lm_eval_check(harness: Mapping[str, Any], task: str, n: int, reference_model: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
+    """The child's lm-eval report on `n` items of `task` against `kaiyuan_nb.eval` on the reference model (fp16 round
+    trip, float32, the harness's context length: the model's): chapter 04's `harness_agreement` and the harness's means."""
+    from kaiyuan_nb.eval import encode_pairs, harness_agreement, load_task, score_requests
+    ref = copy.deepcopy(reference_model).half().float().eval()
+    items = load_task(task, n)
+    pairs = [(c, k) for it in items for c, k in zip(it.contexts, it.continuations)]
+    lp = score_requests(ref, encode_pairs(tokenizer, pairs), seq_len=ref.config.max_position_embeddings,
+                        pad_id=tokenizer.pad_token_id or 0)["logprob"]
+    agree = harness_agreement(harness["samples"], items, lp)
+    ok = agree["items"] == len(items) and not any(agree["disagree"].values()) and agree["max_ll_diff"] <= LM_EVAL_TOL
+    return {**agree, "task": task, "ok": ok, "harness": {m: harness["results"].get(f"{m},none") for m in agree["metrics"]}}
+
 def fresh_environment_check(folder: str | Path, reference_model: torch.nn.Module, tokenizer: Any,
                             prompt: str = CHECK_PROMPT, conversation: Sequence[Mapping[str, str]] = CHECK_CONVERSATION,
-                            max_new_tokens: int = 12) -> dict[str, Any]:
-    "Load `folder` with transformers alone in a child process (`run_fresh_child`) and compare it with the library (`compare_release`)."
-    child = run_fresh_child(folder, prompt, conversation, max_new_tokens)
-    return compare_release(child, folder, reference_model, tokenizer, prompt, conversation, max_new_tokens)
+                            max_new_tokens: int = 12, lm_eval_task: str | None = None,
+                            lm_eval_items: int = LM_EVAL_CHECK_ITEMS) -> dict[str, Any]:
+    """Load `folder` with transformers alone in a child process (`run_fresh_child`) and compare it with the library
+    (`compare_release`); with `lm_eval_task`, also run lm-eval there on `lm_eval_items` of it (`lm_eval_check`)."""
+    from kaiyuan_nb.eval import write_lm_eval_tasks
+    with tempfile.TemporaryDirectory() as tasks:
+        spec = ({"include": tasks, "task": write_lm_eval_tasks(tasks, tokenizer, [lm_eval_task], n=lm_eval_items)[0]}
+                if lm_eval_task else None)
+        child = run_fresh_child(folder, prompt, conversation, max_new_tokens, lm_eval=spec)
+    check = compare_release(child, folder, reference_model, tokenizer, prompt, conversation, max_new_tokens)
+    if lm_eval_task:
+        check["lm_eval"] = lm_eval_check(child["lm_eval"], lm_eval_task, lm_eval_items, reference_model, tokenizer)
+    return check
+
 
 # %% ../nbs/10_release.ipynb #c023
 RELEASE_TOL, RELEASE_MAX_MB = 1e-5, 25.0
@@ -314,6 +354,15 @@ def release_claims(checks: Mapping[str, Mapping[str, Any]], sizes: Mapping[str, 
                         f"passed if, with only the end token allowed after {FORCED_END_AFTER} new tokens, generate with the "
                         "folder's generation_config (no eos argument) stops right after it",
                         f"end token id(s) {c['end_ids']}; the forced reply has {len(c['forced'])} tokens, the last {c['forced'][-1:]}")]
+        if "lm_eval" in c:
+            h = c["lm_eval"]
+            claims.append(check_claim(
+                f"release_{name}_lm_eval", f"lm-evaluation-harness runs on the released {name} model and agrees with our evaluator item by item",
+                f"release_{name}_lm_eval_max_ll_diff", h["max_ll_diff"], h["ok"],
+                f"passed if, in the same process without kaiyuan_nb, lm_eval (model hf, trust_remote_code) on "
+                f"{h['items']} local {h['task']} items gives, for every item, our {'/'.join(h['metrics'])} and every option's "
+                f"log-likelihood within {LM_EVAL_TOL:g}", f"{h['items']} items; items that disagree: {h['disagree']}; max "
+                f"|Δ log-likelihood| {h['max_ll_diff']:.2e}; harness means {h['harness']}", direction="-"))
     total = sum(s["weights_mb"] for s in sizes.values())
     claims.append(check_claim("release_size", f"The released weights are small enough to commit (at most {max_mb:g} MB together)",
                               "release_weights_mb", total, total <= max_mb, f"passed if the safetensors of all released "
@@ -331,11 +380,20 @@ def release_metrics(checks: Mapping[str, Mapping[str, Any]], sizes: Mapping[str,
               f"release_{n}_template_equal": int(c["template_equal"] and c["prompt_ids_equal"]),
               f"release_{n}_stops_at_end": int(c["stops_at_end"]), f"release_{n}_remote_code": int(c["remote_code"]),
               f"release_{n}_size_mb": sizes[n]["folder_mb"]}
+        if "lm_eval" in c:
+            h = c["lm_eval"]
+            m |= {f"release_{n}_lm_eval_ok": int(h["ok"]), f"release_{n}_lm_eval_items": h["items"],
+                  f"release_{n}_lm_eval_max_ll_diff": h["max_ll_diff"],
+                  **{f"release_{n}_lm_eval_{k}": v for k, v in h["harness"].items() if v is not None}}
+    harnessed = [c["lm_eval"] for c in checks.values() if "lm_eval" in c]
+    if harnessed:
+        m |= {"release_lm_eval_ok": int(all(h["ok"] for h in harnessed)),
+              "release_lm_eval_items": sum(h["items"] for h in harnessed)}
     return m
 
 # %% ../nbs/10_release.ipynb #c026
 PROJECT_URL = "https://github.com/kaiyuan-nb/kaiyuan-nb"
-LM_EVAL_TASKS, LM_EVAL_INCLUDE = "kaiyuan_arc_easy,kaiyuan_hellaswag", "lm_eval_tasks/"
+LM_EVAL_TASKS, LM_EVAL_INCLUDE = "kaiyuan", "runs/lm_eval_tasks"  # chapter 04's task group; where `make lm-eval` writes it
 
 def manifest_rows(roles: Sequence[str], root: str | Path | None = None) -> list[dict[str, str]]:
     "Name, role, domain, language, license and upstream of every data manifest with one of `roles`."
@@ -423,9 +481,13 @@ def model_card(config: Any, name: str, chat: bool, records: Mapping[str, Mapping
             f'model = AutoModelForCausalLM.from_pretrained("{path}", trust_remote_code=True)',
             f'tokenizer = AutoTokenizer.from_pretrained("{path}", trust_remote_code=True)', "```", "",
             f"A terminal chat: `kaiyuan-chat {path}` (installed with the kaiyuan-nb package).", "",
-            "## lm-evaluation-harness (untested here)", "", "```bash",
-            f"lm_eval --model hf --model_args pretrained={path},trust_remote_code=True --tasks {tasks} --include_path {include_path}",
-            "```", "", "Not run by the report: the task files for its vendored evaluation sets are not generated yet.", ""]
+            "## lm-evaluation-harness", "",
+            "In a clone of the kaiyuan-nb repository, `make lm-eval` writes harness tasks for the report's vendored "
+            f"evaluation sets (local files, offline) to `{include_path}` and runs:", "", "```bash",
+            f"lm_eval --model hf --model_args pretrained={path},trust_remote_code=True,dtype=float32 "
+            f"--include_path {include_path} --tasks {tasks}", "```", "",
+            "Chapter 10 checks, in a process without kaiyuan-nb, that the harness's `acc`, `acc_norm` and `acc_bytes` "
+            "equal the report's evaluator item by item.", ""]
     return "\n".join(out)
 
 # %% ../nbs/10_release.ipynb #c031
@@ -519,3 +581,39 @@ def release_sources(run_dir: str | Path, records: Mapping[str, Mapping[str, Any]
     from kaiyuan_nb.core import chapter_artifact
     return {"base": chapter_artifact(run_dir, "08_training", "hf_model"),
             "chat": chapter_artifact(run_dir, "09_sft", sft_model_name(run_dir, records))}
+
+# %% ../nbs/10_release.ipynb #c039a
+def export_main(argv: Sequence[str] | None = None) -> int:
+    "Console script `kaiyuan-export RUN_DIR OUT [--chat]`: a release folder of a run's base (08) or chat (09) model."
+    import argparse
+    from transformers import AutoTokenizer
+    from kaiyuan_nb.core import chapter_artifact, load_results, repo_root
+    from kaiyuan_nb.model import KaiyuanForCausalLM
+    ap = argparse.ArgumentParser(prog="kaiyuan-export", description="Export a run's trained model as a self-contained "
+                                 "Hugging Face folder (the way chapter 10 releases it).")
+    ap.add_argument("run_dir", help="a run directory holding chapter 08 (and for --chat chapter 09), e.g. runs/report")
+    ap.add_argument("out", help="the folder to write (replaced atomically), e.g. release/base")
+    ap.add_argument("--chat", action="store_true", help="export chapter 09's SFT chat model instead of 08's base model")
+    ap.add_argument("--results", default=None, help="the run's results records for the model card (default: RUN_DIR/results "
+                    "if it exists, else the repository's results/, where report-scale runs write them)")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        ap.error(f"{run_dir}: no such run directory")
+    results = Path(args.results) if args.results else next(
+        (d for d in (run_dir / "results", repo_root() / "results") if d.is_dir()), run_dir / "results")
+    records = load_results(results) if results.is_dir() else {}
+    scale = (records.get("08_training") or {}).get("scale", "unknown")
+    name = "chat" if args.chat else "base"
+    try:
+        src = (chapter_artifact(run_dir, "09_sft", sft_model_name(run_dir, records)) if args.chat
+               else chapter_artifact(run_dir, "08_training", "hf_model"))
+    except ConfigError as e:
+        ap.error(str(e))
+    model, tok = KaiyuanForCausalLM.from_pretrained(src).eval(), AutoTokenizer.from_pretrained(src)
+    roles = ("pretrain", "sft") if args.chat else ("pretrain",)
+    card = model_card(model.config, name, args.chat, records, manifest_rows(roles), scale, path=args.out)
+    out = export_release(model, tok, args.out, chat=args.chat, card=card)
+    print(f"{name} model {src} -> {out} ({folder_sizes_mb(out)['weights_mb']:.1f} MB of fp16 weights)")
+    return 0
+

@@ -261,6 +261,43 @@ def test_acc_and_acc_norm_bookkeeping(tok, monkeypatch):
     assert df.loc["acc", "value"] == 1.0 and df.loc["acc", "chance"] == 0.25 and df.loc["acc", "n"] == 20
 
 
+def test_mc_metrics_follow_the_harness_definitions():
+    "acc: argmax log-likelihood; acc_norm: per character of the choice; acc_bytes: per UTF-8 byte of it (no delimiter)."
+    item = MCItem.shared_context("Q:", ["abcd", "éé", "xyz"], gold=0)  # 4/4, 2/4 and 3/3 characters/bytes
+    assert item.choices == ("abcd", "éé", "xyz") and item.continuations[0] == " abcd"
+    lp = [-2.0, -1.8, -1.7]  # argmax: raw → xyz, per character → abcd, per byte → éé (per byte of " "+choice → éé too)
+    got = {m: v.tolist() for m, v in ev.mc_item_metrics([item], lp).items()}
+    assert got == {"acc": [0.0], "acc_norm": [1.0], "acc_bytes": [0.0]}
+    got = {m: v.tolist() for m, v in ev.mc_item_metrics([MCItem.shared_context("Q:", ["abcd", "éé", "xyz"], 1)], lp).items()}
+    assert got == {"acc": [0.0], "acc_norm": [0.0], "acc_bytes": [1.0]}
+    wino = load_task("winogrande", 1)[0]  # one shared continuation: normalising cannot change the argmax
+    assert len(set(wino.choices)) == 1
+    assert len({float(v[0]) for v in ev.mc_item_metrics([wino], [-3.0, -2.0]).values()}) == 1
+    with pytest.raises(ConfigError, match="3 log-probabilities for 2 options"):
+        ev.mc_item_metrics([wino], [-1.0, -2.0, -3.0])
+    with pytest.raises(ConfigError, match="choices must be non-empty"):
+        MCItem(("a", "a"), (" x", " y"), 2, ("x", "y"))
+
+
+def test_lm_eval_task_files_hold_our_items(tmp_path, tok):
+    "The harness tasks read back exactly the items load_task picks, with the evaluator's delimiter and boundary token."
+    names = ev.write_lm_eval_tasks(tmp_path, tok, ("xcopa_zh", "winogrande", "lambada_openai"), n=5, seed=3)
+    assert names == ["kaiyuan_xcopa_zh", "kaiyuan_winogrande", "kaiyuan_lambada_openai"]
+    assert yaml.safe_load((tmp_path / "kaiyuan.yaml").read_text())["task"] == names
+    def rows(name):
+        return [json.loads(l) for l in (tmp_path / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+    cfg = {n: yaml.safe_load((tmp_path / f"{n}.yaml").read_text(encoding="utf-8")) for n in names}
+    assert all(c["description"] == tok.eos_token for c in cfg.values())
+    assert Path(cfg["kaiyuan_xcopa_zh"]["dataset_kwargs"]["data_files"]["test"]) == tmp_path / "kaiyuan_xcopa_zh.jsonl"
+    assert cfg["kaiyuan_xcopa_zh"]["target_delimiter"] == ""
+    assert [MCItem.shared_context(r["context"], r["choices"], r["gold"], sep="") for r in rows("kaiyuan_xcopa_zh")] \
+        == load_task("xcopa_zh", 5, 3)
+    wino = load_task("winogrande", 5, 3)
+    assert [(tuple(r["contexts"]), r["continuation"], r["gold"]) for r in rows("kaiyuan_winogrande")] == \
+        [(it.contexts, it.choices[0], it.gold) for it in wino]
+    assert cfg["kaiyuan_lambada_openai"]["output_type"] == "loglikelihood"
+    assert [ClozeItem(**r) for r in rows("kaiyuan_lambada_openai")] == load_task("lambada_openai", 5, 3)
+
 def test_evaluate_frame_is_tidy_and_deterministic(tok):
     model = kaiyuan(len(tok))
     docs = tuple(it.context for it in load_task("lambada_openai", 6))

@@ -53,11 +53,15 @@ def test_release_loads_without_kaiyuan_nb_and_chats(tmp_path, tok):
     cfg = read_json(folder / "config.json")
     assert cfg["auto_map"] == R.RELEASE_AUTO_MAP and cfg["model_type"] == "kaiyuan"
     assert read_json(folder / "generation_config.json")["eos_token_id"] == tok.convert_tokens_to_ids("<|im_end|>")
-    check = R.fresh_environment_check(folder, model, tok)
+    check = R.fresh_environment_check(folder, model, tok, lm_eval_task="hellaswag", lm_eval_items=10)
     assert check["isolated"] and check["remote_code"] and check["model_class"] == "KaiyuanForCausalLM"
     assert check["max_logit_diff"] <= 1e-5
     assert check["greedy_equal"] and check["template_equal"] and check["prompt_ids_equal"] and check["stops_at_end"]
-    assert all(c["status"] == "passed" for c in R.release_claims({"chat": check}, {"chat": R.folder_sizes_mb(folder)}))
+    h = check["lm_eval"]  # lm-eval ran in the same process without kaiyuan_nb, and agrees with our evaluator
+    assert h["ok"] and h["items"] == 10 and h["disagree"] == {"acc": [], "acc_norm": [], "acc_bytes": []}, h
+    claims = R.release_claims({"chat": check}, {"chat": R.folder_sizes_mb(folder)})
+    assert "release_chat_lm_eval" in [c["id"] for c in claims] and all(c["status"] == "passed" for c in claims)
+    assert R.release_metrics({"chat": check}, {"chat": R.folder_sizes_mb(folder)})["release_lm_eval_ok"] == 1
 
     script = Path(sys.executable).parent / "kaiyuan-chat"
     assert script.exists(), "the kaiyuan-chat console script is not installed: run `make install` (pip install -e .)"
@@ -85,3 +89,24 @@ def test_bad_inputs_name_the_problem(tmp_path, tok):
     r = subprocess.run([sys.executable, "-c", "from kaiyuan_nb.release import chat_main; chat_main()", str(tmp_path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "not a model folder" in r.stderr
+
+
+def test_export_cli_exports_a_run_and_names_a_missing_chapter(tmp_path, tok):
+    script = Path(sys.executable).parent / "kaiyuan-export"
+    assert script.exists(), "the kaiyuan-export console script is not installed: run `make install` (pip install -e .)"
+    run = tmp_path / "run"
+    run.mkdir()
+    r = subprocess.run([str(script), str(run), str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "chapter 08_training" in r.stderr, r.stderr[-2000:]
+    (run / "08_training" / "k").mkdir(parents=True)
+    (run / "08_training" / "LATEST").write_text("k")
+    model = tiny_model(len(tok))
+    model.save_pretrained(run / "08_training" / "k" / "hf_model")
+    tok.save_pretrained(run / "08_training" / "k" / "hf_model")
+    assert R.export_main([str(run), str(tmp_path / "out" / "base")]) == 0
+    out = tmp_path / "out" / "base"
+    assert read_json(out / "config.json")["auto_map"] == R.RELEASE_AUTO_MAP and (out / R.MODELING_FILE).exists()
+    assert read_json(out / "generation_config.json")["eos_token_id"] == tok.eos_token_id
+    assert f"pretrained={out}," in (out / "README.md").read_text(encoding="utf-8")
+    r = subprocess.run([str(script), str(run), str(tmp_path / "chat"), "--chat"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "09_sft" in r.stderr, r.stderr[-2000:]
