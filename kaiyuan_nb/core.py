@@ -94,13 +94,9 @@ SCALES: dict[str, Scale] = {
                         intermediate_size=2048, vocab_size=32768, seq_len=1024),
         seeds=(0, 1, 2), docs_per_source=1_000_000, train_tokens=1_000_000_000, batch_size=64,
         eval_items=2000, minutes_budget=600.0, window_minutes=10.0),
-    "gpu-dryrun": Scale(
-        name="gpu-dryrun",
-        model=ModelSize(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                        intermediate_size=192, vocab_size=2048, seq_len=128),
-        seeds=(0,), docs_per_source=300, train_tokens=32_768, batch_size=8,
-        eval_items=40, minutes_budget=4.0, world_size=2, window_minutes=0.05, budget_scale="smoke"),
 }
+SCALES["gpu-dryrun"] = dataclasses.replace(SCALES["smoke"], name="gpu-dryrun", minutes_budget=4.0, world_size=2,
+                                           window_minutes=0.05, budget_scale="smoke")  # the gpu code paths, toy size
 
 # %% ../nbs/00_core.ipynb #c007
 class ConfigError(ValueError):
