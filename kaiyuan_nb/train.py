@@ -11,6 +11,8 @@ import math
 import os
 import random
 import re
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,17 +21,21 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from .core import ConfigError, atomic_torch_save, atomic_write_json, torch_load
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'BUDGETS', 'MixtureLoader', 'LRSchedule',
-           'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
-           'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
-           'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
-           'matmul_peak_gflops', 'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main',
+__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'RECIPE_SECTIONS', 'DATA_KINDS',
+           'DATA_OPTIONAL', 'TRAIN_ENTRY', 'BUDGETS', 'MixtureLoader', 'LRSchedule', 'param_groups', 'TrainConfig',
+           'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'dist_world', 'init_distributed', 'shard_batch',
+           'all_reduce_mean', 'all_reduce_grads', 'any_rank', 'sync_start', 'StopAfter', 'TrainingDiverged', 'lm_loss',
+           'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint', 'load_checkpoint',
+           'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss', 'matmul_peak_gflops',
+           'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main', 'Recipe', 'load_recipe',
+           'recipe_tokens', 'run_recipe', 'train_command', 'train_main', 'max_abs_param_diff', 'ddp_check',
            'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
@@ -304,6 +310,86 @@ class TrainState:
     stop: bool = False  # a callback sets this to end the run after the current step
     loss: torch.Tensor | None = None  # the current step's loss (after backward)
 
+# %% ../nbs/03_trainer.ipynb #d002
+def dist_world() -> tuple[int, int]:
+    "(rank, world size) of this process: (0, 1) unless `torch.distributed` is initialised."
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group that torchrun's environment describes (`WORLD_SIZE` > 1): nccl with
+    one GPU per `LOCAL_RANK` when CUDA is present, gloo on CPU. Returns (rank, world size)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist_world()
+
+def shard_batch(batch: torch.Tensor | dict[str, torch.Tensor], rank: int, world: int) -> torch.Tensor | dict[str, torch.Tensor]:
+    "Rows [rank·b, (rank+1)·b) of a global micro-batch of world·b rows (a tensor or a dict of tensors)."
+    if world == 1:
+        return batch
+    rows = (batch["input_ids"] if isinstance(batch, dict) else batch).shape[0]
+    if rows % world:
+        raise ConfigError(f"batch_size: a batch of {rows} rows does not split evenly over {world} processes")
+    per = rows // world
+    cut = lambda t: t[rank * per:(rank + 1) * per]
+    return {k: cut(v) for k, v in batch.items()} if isinstance(batch, dict) else cut(batch)
+
+def _collective_device(device: torch.device) -> torch.device:
+    return device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+def all_reduce_mean(values: Sequence[float], device: torch.device) -> list[float]:
+    "The mean over processes of each of `values` (float64)."
+    t = torch.tensor(list(values), dtype=torch.float64, device=_collective_device(device))
+    dist.all_reduce(t)
+    return (t / dist.get_world_size()).tolist()
+
+def all_reduce_grads(params: Sequence[torch.Tensor]) -> None:
+    "Replace every gradient by its mean over processes (one all-reduce of a flat buffer)."
+    grads = [p.grad for p in params if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    "True on every process if `flag` is true on any."
+    t = torch.tensor([int(flag)], device=_collective_device(device))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+def sync_start(model: nn.Module, loader: Any) -> None:
+    "Broadcast rank 0's weights; fail if the loaders of the processes are not at the same position."
+    for t in model.state_dict().values():
+        dist.broadcast(t, 0)
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, loader.state_dict())
+    if any(s != states[0] for s in states):
+        raise ConfigError("DDP: the processes' loaders differ (data, seed or position); every rank must "
+                          "build the same loader, `train` shards its batches by rank")
+
+class StopAfter(Callback):
+    "End a run (with a checkpoint) after `minutes` of wall time or `steps` steps of this call: a resumable window."
+    def __init__(self, minutes: float | None = None, steps: int | None = None):
+        if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
+            raise ConfigError(f"StopAfter.minutes: expected a positive number or None, got {minutes!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ConfigError(f"StopAfter.steps: expected a positive int or None, got {steps!r}")
+        self.minutes, self.steps = minutes, steps
+
+    def on_train_start(self, state: "TrainState") -> None:
+        self.t0, self.first_step = time.perf_counter(), state.step
+
+    def on_step_end(self, state: "TrainState", record: dict[str, Any]) -> None:
+        elapsed = time.perf_counter() - self.t0
+        if (self.minutes and elapsed >= 60 * self.minutes) or (self.steps and state.step - self.first_step >= self.steps):
+            state.stop = True
+
 # %% ../nbs/03_trainer.ipynb #c014
 class TrainingDiverged(RuntimeError):
     "The loss became nan/inf; the message names the step and the last good checkpoint."
@@ -473,6 +559,7 @@ class TrainResult:
     tokens_per_s: float  # over the steps this call ran (excluding eval and checkpoint time)
     wall_s: float  # this call
     stopped: str | None = None  # why the run ended early (non-finite loss, a callback), else None
+    world_size: int = 1  # processes that trained (torch.distributed world size)
 
     @property
     def losses(self) -> list[float]:
@@ -508,12 +595,18 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
     `loader` is a `MixtureLoader` or anything with its interface (`next_batch`, `batch_size`, `seq_len`,
     `last_sources`, `state_dict`/`load_state_dict`) whose batches may be dicts (see `split_batch`).
     With `out_dir`, checkpoints go to `<out_dir>/checkpoints`; `resume=True` continues from the newest
-    one, `resume=<path>` from that file, `resume=False` starts over. Returns a `TrainResult`."""
+    one, `resume=<path>` from that file, `resume=False` starts over. Under torch.distributed each rank
+    trains on its slice of every batch (see `shard_batch`) and rank 0 writes. Returns a `TrainResult`."""
     from tqdm.auto import tqdm
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"cfg: expected a TrainConfig, got {type(cfg).__name__}")
     device = torch.device(cfg.device) if cfg.device else (
         torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    rank, world = dist_world()
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    if loader.batch_size % world:
+        raise ConfigError(f"batch_size: the loader's {loader.batch_size} rows per batch do not split over {world} processes")
     model.to(device).train()
     precision = precision if precision is not None else AmpPrecision(cfg.precision, device)
     use_fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for p in model.parameters())
@@ -525,8 +618,14 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         resume = False
     if resume:
         path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(out_dir)
+        if world > 1:  # every rank resumes from the file rank 0 picked
+            picked = [path]
+            dist.broadcast_object_list(picked, 0)
+            path = picked[0]
         if path is not None:
             _restore(state, load_checkpoint(path), path, callbacks)
+    if world > 1:
+        sync_start(model, loader)
     checkpoints = [str(p) for p in checkpoint_paths(out_dir)] if out_dir else []
     params = [p for g in optimizer.param_groups for p in g["params"]]
     tokens_per_step = cfg.grad_accum * loader.batch_size * loader.seq_len
@@ -534,7 +633,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
     for cb in callbacks:
         cb.on_train_start(state)
     bar = tqdm(total=cfg.total_steps, initial=state.step, desc="train", unit="step",
-               disable=not cfg.progress, file=sys.stdout if "ipykernel" in sys.modules else None)
+               disable=not cfg.progress or rank != 0, file=sys.stdout if "ipykernel" in sys.modules else None)
     while state.step < cfg.total_steps and not state.stop:
         for cb in callbacks:
             cb.on_step_start(state)
@@ -544,16 +643,20 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         target_tokens = 0
         sources: dict[str, int] = {}
         for _ in range(cfg.grad_accum):
-            batch = batch_to(loader.next_batch(), device)
-            if isinstance(batch, dict):
-                target_tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            global_batch = loader.next_batch()
+            if isinstance(global_batch, dict):
+                target_tokens += int((global_batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            batch = batch_to(shard_batch(global_batch, rank, world), device)
             for s in loader.last_sources:
                 sources[s] = sources.get(s, 0) + 1
             loss, ce, z = batch_loss(model, batch, cfg.z_loss, precision.autocast())
             loss = loss / cfg.grad_accum
             state.loss = loss
-            ce_total += ce.item() / cfg.grad_accum
-            z_total += z.item() / cfg.grad_accum
+            ce_value, z_value = ce.item(), z.item()
+            if world > 1:
+                ce_value, z_value = all_reduce_mean([ce_value, z_value], device)
+            ce_total += ce_value / cfg.grad_accum
+            z_total += z_value / cfg.grad_accum
             if not (math.isfinite(ce_total) and math.isfinite(z_total)):
                 break
             precision.scaler.scale(loss).backward()
@@ -567,6 +670,8 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
                 bar.close()
                 raise TrainingDiverged(stopped)
             break
+        if world > 1:
+            all_reduce_grads(params)
         for cb in callbacks:
             cb.on_after_backward(state)
         precision.scaler.unscale_(optimizer)
@@ -591,6 +696,8 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
             record["target_tokens"] = target_tokens  # dict batches: tokens with a loss (e.g. SFT assistant tokens)
         for cb in callbacks:
             cb.on_step_end(state, record)
+        if world > 1:
+            state.stop = any_rank(state.stop, device)
         state.history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{ce_total:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}", lr=f"{lr:.2e}")
@@ -598,9 +705,12 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         if eval_fn is not None and ((cfg.eval_every and state.step % cfg.eval_every == 0) or done):
             _evaluate(state, eval_fn, callbacks)
         if out_dir is not None and ((cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0) or done):
-            save_checkpoint(state, out_dir, callbacks)
+            if rank == 0:
+                save_checkpoint(state, out_dir, callbacks)
+                atomic_write_json(Path(out_dir) / "history.json", {"history": state.history, "evals": state.evals})
+            if world > 1:
+                dist.barrier()
             checkpoints = [str(p) for p in checkpoint_paths(out_dir)]
-            atomic_write_json(Path(out_dir) / "history.json", {"history": state.history, "evals": state.evals})
     bar.close()
     if state.stop and stopped is None:
         stopped = f"stopped by a callback after step {state.step}"
@@ -609,7 +719,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
     return TrainResult(history=state.history, evals=state.evals, checkpoints=checkpoints,
                        tokens=state.step * tokens_per_step,
                        tokens_per_s=steps_run * tokens_per_step / train_time if train_time else 0.0,
-                       wall_s=time.perf_counter() - start_wall, stopped=stopped)
+                       wall_s=time.perf_counter() - start_wall, stopped=stopped, world_size=world)
 
 # %% ../nbs/03_trainer.ipynb #c016
 @torch.no_grad()
@@ -769,6 +879,281 @@ def bench_main(argv: list[str] | None = None) -> int:
     if args.out:
         atomic_write_json(args.out, res)
     return 0
+
+# %% ../nbs/03_trainer.ipynb #d005
+RECIPE_SECTIONS = ("data", "model", "train", "export")
+DATA_KINDS = {"text": {"files"}, "tokens": {"path"}, "corpus": set()}
+DATA_OPTIONAL = {"weights", "batch_size", "seq_len", "vocab_size", "run_dir", "sources"}
+_FIELD_TYPES = {"float": (int, float), "int": int, "str": str, "bool": bool}
+
+def _checked_train_fields(values: Any, where: str) -> dict[str, Any]:
+    "Type-check recipe `train:` values against `TrainConfig`'s field annotations."
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of TrainConfig fields, got {values!r}")
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(f"{where}.{key}: unknown key; valid keys are {sorted(fields)}")
+        base = fields[key].split("|")[0].strip()
+        expected = _FIELD_TYPES.get(base, (list, tuple))
+        if value is None and "None" in fields[key]:
+            out[key] = value
+            continue
+        if not isinstance(value, expected) or (isinstance(value, bool) and base != "bool"):
+            hint = " (YAML reads 3e-3 as a string: write 3.0e-3)" if isinstance(value, str) and base == "float" else ""
+            raise ConfigError(f"{where}.{key}: expected {fields[key]}, got {value!r}{hint}")
+        out[key] = value
+    return out
+
+@dataclass(frozen=True)
+class Recipe:
+    "A validated training recipe (see `load_recipe`)."
+    path: Path
+    data: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]
+    export: bool = False
+
+def load_recipe(path: str | Path) -> Recipe:
+    "Read and validate a recipe YAML; every error names the file and the key."
+    import yaml
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--recipe: {path} does not exist")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {list(RECIPE_SECTIONS)}")
+    unknown = sorted(set(raw) - set(RECIPE_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid keys are {list(RECIPE_SECTIONS)}")
+    data, model = raw.get("data"), raw.get("model") or {}
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in DATA_KINDS:
+        raise ConfigError(f"{path}: data.kind: expected one of {sorted(DATA_KINDS)}, got {kind!r}")
+    missing = sorted(DATA_KINDS[kind] - set(data))
+    extra = sorted(set(data) - DATA_KINDS[kind] - DATA_OPTIONAL - {"kind"})
+    if missing or extra:
+        raise ConfigError(f"{path}: data: kind {kind!r} needs {sorted(DATA_KINDS[kind])}; missing {missing}, unknown {extra}")
+    for key in ("batch_size", "seq_len", "vocab_size"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1):
+            raise ConfigError(f"{path}: data.{key}: expected a positive int, got {data[key]!r}")
+    if kind == "text" and (not isinstance(data["files"], dict) or not data["files"]):
+        raise ConfigError(f"{path}: data.files: expected a mapping source -> glob, got {data['files']!r}")
+    if not isinstance(model, dict):
+        raise ConfigError(f"{path}: model: expected a mapping of KaiyuanConfig overrides, got {model!r}")
+    if not isinstance(raw.get("export", False), bool):
+        raise ConfigError(f"{path}: export: expected true or false, got {raw['export']!r}")
+    if raw.get("export") and kind == "tokens":
+        raise ConfigError(f"{path}: export: a release needs a tokenizer; data.kind 'tokens' has none (use 'text' or 'corpus')")
+    return Recipe(path, dict(data), dict(model), _checked_train_fields(raw.get("train") or {}, f"{path}: train"),
+                  raw.get("export", False))
+
+# %% ../nbs/03_trainer.ipynb #d007
+def _text_streams(recipe: Recipe, scale: "Scale", out_dir: Path) -> tuple[dict[str, np.ndarray], Any]:
+    "Token streams of the recipe's text files, with a BPE trained once (by rank 0) and kept in `<out_dir>/tokenizer`."
+    import glob
+    from transformers import AutoTokenizer
+    from kaiyuan_nb.data import train_tokenizer
+    texts = {}
+    for source, pattern in recipe.data["files"].items():
+        found = sorted(glob.glob(str(recipe.path.parent / pattern), recursive=True))
+        if not found:
+            raise ConfigError(f"{recipe.path}: data.files.{source}: {pattern!r} matches no file under {recipe.path.parent}")
+        texts[source] = [Path(f).read_text(encoding="utf-8", errors="replace") for f in found]
+    tok_dir = out_dir / "tokenizer"
+    if dist_world()[0] == 0 and not (tok_dir / "tokenizer.json").exists():
+        vocab = recipe.data.get("vocab_size", scale.model.vocab_size)
+        tmp = out_dir / "tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        train_tokenizer([t for ts in texts.values() for t in ts], vocab).save_pretrained(tmp)
+        os.replace(tmp, tok_dir)
+    if dist_world()[1] > 1:
+        dist.barrier()
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    streams = {s: np.array([i for t in ts for i in tok(t).input_ids + [tok.eos_token_id]], dtype=np.int32)
+               for s, ts in texts.items()}
+    return streams, tok
+
+def recipe_tokens(recipe: Recipe, scale: "Scale", out_dir: str | Path) -> tuple[dict[str, np.ndarray], int, Any]:
+    "(token streams per source, vocabulary size, tokenizer or None) of a recipe's `data` section."
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kind = recipe.data["kind"]
+    if kind == "text":
+        tokens, tok = _text_streams(recipe, scale, out_dir)
+        return tokens, len(tok), tok
+    if kind == "tokens":
+        path = recipe.path.parent / recipe.data["path"]
+        if not path.is_file():
+            raise ConfigError(f"{recipe.path}: data.path: {path} does not exist")
+        with np.load(path) as z:
+            tokens = {k: z[k] for k in z.files}
+        vocab = recipe.data.get("vocab_size", scale.model.vocab_size)
+        top = max(int(t.max()) for t in tokens.values())
+        if top >= vocab:
+            raise ConfigError(f"{recipe.path}: data.vocab_size: {vocab}, but {path} holds token id {top}")
+        return tokens, vocab, None
+    from kaiyuan_nb.data import prepare_corpus
+    build = lambda: prepare_corpus(scale, recipe.data.get("run_dir"), sources=recipe.data.get("sources"), progress=False)
+    if dist_world()[0] == 0:
+        build()  # the other ranks wait, then read the cached corpus
+    if dist_world()[1] > 1:
+        dist.barrier()
+    corpus = build()
+    tok = corpus.tokenizer()
+    return {s: corpus.tokens(s, "train") for s in corpus.sources}, len(tok), tok
+
+# %% ../nbs/03_trainer.ipynb #d008
+def _save_final(model: nn.Module, tok: Any, out_dir: Path, recipe: Recipe, scale: "Scale") -> None:
+    "The trained model (and tokenizer) in `<out_dir>/model`; with `export: true` a release folder too."
+    tmp = out_dir / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if tok is not None:
+        tok.save_pretrained(tmp)
+    shutil.rmtree(out_dir / "model", ignore_errors=True)
+    os.replace(tmp, out_dir / "model")
+    if recipe.export:
+        from kaiyuan_nb.release import export_release
+        card = (f"# {recipe.path.stem} ({scale.name})\n\nTrained by `kaiyuan-train --recipe {recipe.path.name} "
+                f"--scale {scale.name}` (kaiyuan_nb, chapter 03).\n")
+        export_release(model, tok, out_dir / "release", chat=False, card=card)
+
+def run_recipe(recipe: Recipe, scale: str | "Scale", out_dir: str | Path, seed: int = 0,
+               max_minutes: float | None = None, max_steps: int | None = None) -> dict[str, Any]:
+    """Train `recipe` at `scale` into `out_dir` (resuming from its newest checkpoint) for at most one
+    window; rank 0 writes `<out_dir>/result.json` and, once finished, the model. Returns that summary."""
+    from kaiyuan_nb.core import get_scale, pick_device, read_json, seed_everything, training_precision
+    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
+    scale, out_dir = get_scale(scale), Path(out_dir)
+    rank, world = dist_world()
+    tokens, vocab, tok = recipe_tokens(recipe, scale, out_dir)
+    try:
+        loader = MixtureLoader(tokens, recipe.data.get("weights") or {s: 1.0 for s in tokens},
+                               recipe.data.get("seq_len", scale.model.seq_len),
+                               recipe.data.get("batch_size", scale.batch_size), seed=seed)
+    except ConfigError as e:
+        raise ConfigError(f"{recipe.path}: data: {e}") from e
+    try:
+        seed_everything(seed)
+        model = KaiyuanForCausalLM(config_for_scale(scale, vocab, **recipe.model))
+    except (ConfigError, TypeError) as e:
+        raise ConfigError(f"{recipe.path}: model: {e}") from e
+    device = pick_device()
+    try:
+        cfg = TrainConfig(**{"total_steps": scale.train_steps, "precision": training_precision(device),
+                             "progress": rank == 0 and sys.stderr.isatty(), **recipe.train})
+    except ConfigError as e:
+        raise ConfigError(f"{recipe.path}: train: {e}") from e
+    window = StopAfter(max_minutes, max_steps)
+    result = train(model, loader, cfg, out_dir, callbacks=[window])
+    step = result.history[-1]["step"] if result.history else 0
+    previous = read_json(out_dir / "result.json") if (out_dir / "result.json").exists() else {}
+    summary = {"scale": scale.name, "recipe": str(recipe.path), "world_size": result.world_size, "step": step,
+               "total_steps": cfg.total_steps, "finished": step >= cfg.total_steps,
+               "windows": previous.get("windows", 0) + int(step > window.first_step), "precision": cfg.precision,
+               "device": str(device), "tokens": result.tokens, "stopped": result.stopped, "losses": result.losses}
+    if rank == 0:
+        if summary["finished"]:
+            _save_final(model, tok, out_dir, recipe, scale)
+        atomic_write_json(out_dir / "result.json", summary)
+    return summary
+
+# %% ../nbs/03_trainer.ipynb #d009
+TRAIN_ENTRY = "from kaiyuan_nb.train import train_main; raise SystemExit(train_main())"
+
+def train_command(argv: Sequence[Any], world_size: int = 1) -> list[str]:
+    "The command that runs `kaiyuan-train argv` as `world_size` processes (under torchrun when > 1)."
+    one = [sys.executable, "-c", TRAIN_ENTRY, *map(str, argv)]
+    if world_size == 1:
+        return one
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world_size}",
+            "--no-python", *one]
+
+def _train_parser() -> "argparse.ArgumentParser":
+    import argparse
+    ap = argparse.ArgumentParser(prog="kaiyuan-train", description="Train a recipe at a scale (resumable, DDP, windows).")
+    ap.add_argument("--recipe", required=True, help="recipe YAML (see recipes/toy.yaml)")
+    ap.add_argument("--scale", default="smoke", help="smoke | report | gpu | gpu-dryrun")
+    ap.add_argument("--out", required=True, help="run folder: checkpoints, result.json, model (resumed if present)")
+    ap.add_argument("--max-minutes", type=float, default=None, help="end this call after M minutes (default: the scale's window)")
+    ap.add_argument("--max-steps", type=int, default=None, help="end this call after K steps")
+    ap.add_argument("--world-size", type=int, default=None, help="processes (default: the scale's; ignored under torchrun)")
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    "CLI `kaiyuan-train`: train a recipe for one window; exit 0 when the window or the run ends."
+    from kaiyuan_nb.core import get_scale
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    args = _train_parser().parse_args(argv)
+    try:
+        scale, recipe = get_scale(args.scale), load_recipe(args.recipe)
+        world = args.world_size or scale.world_size
+        if world < 1:
+            raise ConfigError(f"--world-size: expected a positive int, got {world}")
+        if world > 1 and "RANK" not in os.environ:
+            return subprocess.run(train_command(argv, world)).returncode
+        joined = not dist.is_initialized()
+        rank, _ = init_distributed()
+        try:
+            minutes = args.max_minutes if args.max_minutes is not None else scale.window_minutes
+            summary = run_recipe(recipe, scale, args.out, args.seed, minutes, args.max_steps)
+        finally:
+            if joined and dist.is_initialized():
+                dist.destroy_process_group()
+    except ConfigError as e:
+        print(f"kaiyuan-train: error: {e}", file=sys.stderr)
+        return 2
+    if rank == 0 and summary["finished"]:
+        print(f"kaiyuan-train: finished {summary['step']}/{summary['total_steps']} steps with {summary['world_size']} "
+              f"process(es) in {summary['windows']} window(s); model in {Path(args.out) / 'model'}")
+    elif rank == 0:
+        print(f"kaiyuan-train: window ended at step {summary['step']}/{summary['total_steps']} "
+              f"({summary['stopped']}); checkpoint in {Path(args.out) / 'checkpoints'}. "
+              f"Resume with the same command:\n  kaiyuan-train {' '.join(argv)}")
+    return 0
+
+# %% ../nbs/03_trainer.ipynb #d010
+def max_abs_param_diff(run_a: str | Path, run_b: str | Path) -> float:
+    "Largest |difference| between the weights of the newest checkpoints of two run folders."
+    states = []
+    for run in (run_a, run_b):
+        path = latest_checkpoint(run)
+        if path is None:
+            raise ConfigError(f"max_abs_param_diff: {run} holds no checkpoint")
+        states.append(load_checkpoint(path)["model"])
+    a, b = states
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if torch.is_floating_point(a[k]))
+
+def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.ndarray], vocab_size: int,
+              steps: int) -> dict[str, Any]:
+    """`kaiyuan-train` at `scale`'s model and batch on `tokens`, `steps` steps: 2 processes (torchrun,
+    gloo/nccl) vs 1 process, and a run started with 1 process for half the steps and resumed with 2
+    (the same global batch). Returns the measured world size, both max |weight differences| and the tokens trained."""
+    import yaml
+    from kaiyuan_nb.core import read_json
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "tokens.npz", **tokens)
+    recipe = {"data": {"kind": "tokens", "path": "tokens.npz", "vocab_size": vocab_size},
+              "train": {"lr": 3e-3, "total_steps": steps, "schedule": "cosine", "warmup_steps": 1, "z_loss": 1e-4}}
+    (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    def run(name: str, world: int, *extra: Any) -> dict[str, Any]:
+        argv = ["--recipe", out_dir / "recipe.yaml", "--scale", scale, "--out", out_dir / name, "--seed", seed,
+                "--world-size", world, *extra]
+        proc = subprocess.run(train_command(argv, world), capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"kaiyuan-train ({name}, {world} processes) failed:\n{proc.stderr[-3000:]}")
+        return read_json(out_dir / name / "result.json")
+    two, one = run("world2", 2), run("world1", 1)
+    run("switch", 1, "--max-steps", max(1, steps // 2))
+    switched = run("switch", 2)
+    return {"world_size": two["world_size"], "max_abs_param_diff": max_abs_param_diff(out_dir / "world2", out_dir / "world1"),
+            "resume_world_change_max_abs_diff": max_abs_param_diff(out_dir / "world2", out_dir / "switch"),
+            "switch_worlds": [1, switched["world_size"]], "switch_windows": switched["windows"],
+            "tokens": two["tokens"] + one["tokens"] + switched["tokens"]}
 
 # %% ../nbs/03_trainer.ipynb #c022
 @dataclass(frozen=True)
