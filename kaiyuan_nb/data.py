@@ -5,6 +5,7 @@
 # %% ../nbs/01_data.ipynb #c002
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import fcntl
@@ -15,12 +16,18 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 import unicodedata
+import urllib.error
+import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,26 +43,28 @@ from .verdicts import check_claim, untested_claim
 
 # %% auto #0
 __all__ = ['LICENSE_ALLOWLIST', 'TRAINING_ROLES', 'MANIFEST_ROLES', 'MANIFEST_REQUIRED', 'DECONTAM_TASKS', 'DECONTAM_N',
-           'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'MERSENNE_61', 'MAX_HASH_32', 'NODE_TYPES',
-           'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CLEAR_ABOVE', 'CLEAR_BELOW', 'CORPUS_VERSION', 'SPLITS',
-           'CORPUS_BUDGETS', 'CORPUS_PIPELINE', 'DATA_BUDGETS', 'DEDUP_MIN_SPEEDUP', 'DEDUP_MIN_RECALL',
-           'DEDUP_RECALL_TOL', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest', 'check_license',
-           'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents', 'iter_records',
-           'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text', 'minhash_normalize',
-           'word_tokens', 'token_hashes', 'mix64', 'unique_u64', 'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir',
-           'eval_item_texts', 'NgramIndex', 'decontam_index', 'balanced_sample', 'train_tokenizer',
-           'optimal_bands_rows', 'MinHashConfig', 'fast_minhash_tokens', 'minhash_tokens', 'signatures_from_shingles',
-           'minhash_signatures', 'band_keys', 'candidate_edges', 'cluster_duplicates', 'DedupResult', 'minhash_dedup',
-           'cjk_ratio', 'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier', 'NgramLM', 'Param',
-           'register_node', 'Node', 'MapNode', 'ReadSource', 'ReadBranch', 'Normalize', 'LengthFilter', 'LangFilter',
-           'RepetitionFilter', 'QualityScore', 'Decontaminate', 'Split', 'Repeat', 'ExactDedup', 'MinHashDedup',
-           'RatioFilter', 'Write', 'PipelineSpec', 'parse_pipeline', 'LocalEngine', 'SparkEngine', 'stop_spark',
-           'PipelineContext', 'output_path', 'read_output', 'PipelineResult', 'check_conservation', 'run_pipeline',
-           'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup', 'dedup_benchmark',
-           'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus', 'corpus_pipeline_config',
-           'corpus_params', 'prepare_corpus', 'draw_pipeline_tree', 'drop_table', 'DataBudget',
-           'spark_comparison_config', 'compare_engines', 'dedup_claims', 'spark_claims', 'score_range', 'range_overlap',
-           'quality_scale_claims']
+           'SPECIAL_TOKENS', 'CHAT_TOKENS', 'CHAT_TEMPLATE', 'MERSENNE_61', 'MAX_HASH_32', 'DEDUP_STAGES', 'NODE_TYPES',
+           'PIPELINE_VERSION', 'PIPELINE_KEYS', 'SPARK_KEYS', 'CLEAR_ABOVE', 'CLEAR_BELOW', 'PEER_DEDUPS',
+           'CORPUS_VERSION', 'SPLITS', 'CORPUS_BUDGETS', 'CORPUS_PIPELINE', 'DATA_BUDGETS', 'DEDUP_MIN_SPEEDUP',
+           'DEDUP_MIN_RECALL', 'DEDUP_RECALL_TOL', 'SourceManifest', 'manifest_dir', 'list_manifests', 'load_manifest',
+           'check_license', 'sha256_file', 'verify_files', 'stdlib_files', 'stdlib_document', 'stdlib_documents',
+           'iter_records', 'load_source', 'stable_hash', 'stable_unit', 'split_of', 'sample_records', 'clean_text',
+           'normalize_char', 'normalized_utf8', 'minhash_normalize', 'word_tokens', 'token_hashes', 'mix64',
+           'unique_u64', 'ngram_hashes', 'batch_ngram_hashes', 'eval_task_dir', 'eval_item_texts', 'NgramIndex',
+           'decontam_index', 'balanced_sample', 'train_tokenizer', 'optimal_bands_rows', 'MinHashConfig',
+           'fast_minhash_tokens', 'minhash_tokens', 'signatures_from_shingles', 'minhash_signatures', 'band_keys',
+           'candidate_edges', 'cluster_duplicates', 'DedupResult', 'stage_timer', 'minhash_dedup', 'cjk_ratio',
+           'dup_line_fraction', 'top_ngram_char_fraction', 'EduClassifier', 'NgramLM', 'Param', 'register_node', 'Node',
+           'MapNode', 'ReadSource', 'ReadBranch', 'Normalize', 'LengthFilter', 'LangFilter', 'RepetitionFilter',
+           'QualityScore', 'Decontaminate', 'Split', 'Repeat', 'ExactDedup', 'MinHashDedup', 'RatioFilter', 'Write',
+           'PipelineSpec', 'parse_pipeline', 'LocalEngine', 'SparkEngine', 'stop_spark', 'free_port', 'spark_home',
+           'SparkCluster', 'spark_standalone_cluster', 'run_on_spark_cluster', 'PipelineContext', 'output_path',
+           'read_output', 'PipelineResult', 'check_conservation', 'run_pipeline', 'shingle_bytes', 'edge_array',
+           'datasketch_bulk_dedup', 'rensa_dedup', 'inject_near_duplicates', 'shingle_set', 'jaccard',
+           'datasketch_dedup', 'dedup_benchmark', 'benchmark_corpus', 'bench_main', 'CorpusBudget', 'PreparedCorpus',
+           'corpus_pipeline_config', 'corpus_params', 'prepare_corpus', 'draw_pipeline_tree', 'drop_table',
+           'DataBudget', 'spark_comparison_config', 'compare_engines', 'dedup_claims', 'spark_claims', 'score_range',
+           'range_overlap', 'quality_scale_claims']
 
 # %% ../nbs/01_data.ipynb #c005
 LICENSE_ALLOWLIST: frozenset[str] = frozenset({
@@ -334,12 +343,36 @@ def clean_text(text: str) -> str:
     text = _TRAIL_RE.sub("\n", text + "\n")
     return _BLANKS_RE.sub("\n\n", text).strip()
 
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]+")
+_TOKEN_BYTES = bytes((c + 32) if 65 <= c <= 90 else c if 97 <= c <= 122 or c >= 128 else 48 if 48 <= c <= 57 else 32
+                     for c in range(256))  # ASCII letters lowercased, digits -> '0', other ASCII -> ' ', UTF-8 kept
+
+def normalize_char(c: str) -> str:
+    "The dedup key of one (lowercased) character: NFD, diacritics dropped, digits -> '0', non-word -> ' '."
+    c = _COMBINING_RE.sub("", unicodedata.normalize("NFD", c))
+    return _NONWORD_RE.sub(" ", _DIGIT_RE.sub("0", c))
+
+class _CharTable(dict):
+    "code point -> `normalize_char`, computed on first use (a `str.translate` table)."
+    def __missing__(self, cp: int) -> str:
+        v = self[cp] = normalize_char(chr(cp))
+        return v
+
+_CHAR_TABLE = _CharTable()
+
+def _map_non_ascii(m: re.Match) -> str:
+    return m.group().translate(_CHAR_TABLE)
+
+def normalized_utf8(text: str) -> bytes:
+    "UTF-8 of the dedup key before whitespace is collapsed: non-ASCII runs by the char table, ASCII by a byte table."
+    low = text.lower()
+    if not low.isascii():
+        low = _NON_ASCII_RE.sub(_map_non_ascii, low)
+    return low.encode("utf-8").translate(_TOKEN_BYTES)  # the char table turned surrogates into spaces
+
 def minhash_normalize(text: str) -> str:
     "Kaiyuan-Spark's dedup key: lowercase, NFD without diacritics, digits->0, punctuation->space, spaces collapsed."
-    text = text.lower()
-    if not text.isascii():
-        text = _COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
-    return " ".join(_NONWORD_RE.sub(" ", _DIGIT_RE.sub("0", text)).split())
+    return " ".join(normalized_utf8(text).decode("utf-8").split())
 
 # %% ../nbs/01_data.ipynb #c016
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -634,18 +667,20 @@ def _jieba():
         _JIEBA = jieba
     return _JIEBA
 
-_ASCII_TABLE = bytes((c + 32) if 65 <= c <= 90 else c if 97 <= c <= 122 else 48 if 48 <= c <= 57 else 32
-                     for c in range(256))
-
 def fast_minhash_tokens(text: str, tokenizer: str = "auto") -> list[str] | list[bytes]:
-    "`minhash_tokens` with a byte-table fast path for ASCII text (same tokens, as UTF-8 bytes)."
-    if tokenizer != "jieba" and text.isascii():
-        return text.encode("ascii").translate(_ASCII_TABLE).split()
-    return minhash_tokens(text, tokenizer)
+    "`minhash_tokens` as UTF-8 bytes, split straight from `normalized_utf8` when no jieba is needed (same tokens)."
+    key = normalized_utf8(text)
+    if tokenizer == "whitespace" or (tokenizer == "auto" and key.isascii()):
+        return key.split()
+    norm = key.decode("utf-8")
+    return key.split() if tokenizer == "auto" and not _CJK_RE.search(norm) else _split_words(norm, tokenizer)
 
 def minhash_tokens(text: str, tokenizer: str = "auto") -> list[str]:
     "Words of the normalized text: whitespace-split, or jieba-segmented for Chinese."
-    norm = minhash_normalize(text)
+    return _split_words(minhash_normalize(text), tokenizer)
+
+def _split_words(norm: str, tokenizer: str) -> list[str]:
+    "Whitespace words of a normalized text; jieba words inside CJK runs when `tokenizer` asks for it."
     if tokenizer == "jieba" or (tokenizer == "auto" and _CJK_RE.search(norm)):
         seg = _jieba().lcut
         return [w for t in norm.split() for w in (seg(t) if _CJK_RE.search(t) else (t,)) if not w.isspace()]
@@ -771,11 +806,27 @@ class DedupResult:
         "True for the one document kept per component."
         return self.rep == np.arange(len(self.rep))
 
-def minhash_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig()) -> DedupResult:
-    "Fuzzy dedup of a batch: signatures, LSH candidate edges, connected components."
-    sig, has = minhash_signatures(texts, cfg)
-    edges = candidate_edges(band_keys(sig, cfg), has)
-    rep, size = cluster_duplicates(ids, edges)
+DEDUP_STAGES = ("tokenize", "shingle", "signature", "lsh", "components")
+
+def stage_timer(stages: dict[str, float] | None) -> Callable[[str], None]:
+    "`lap(stage)` adds the seconds since the previous lap (or since this call) to `stages[stage]`; no-op for None."
+    last = [time.perf_counter()]
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        if stages is not None:
+            stages[stage] = stages.get(stage, 0.0) + now - last[0]
+        last[0] = now
+    return lap
+
+def minhash_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig(),
+                  stages: dict[str, float] | None = None) -> DedupResult:
+    "Fuzzy dedup of a batch: tokens, shingle hashes, signatures, LSH candidate edges, connected components."
+    lap = stage_timer(stages)
+    tokens = [fast_minhash_tokens(t, cfg.tokenizer) for t in texts]; lap("tokenize")
+    grams, doc = batch_ngram_hashes(tokens, cfg.ngram); lap("shingle")
+    sig, has = signatures_from_shingles(grams, doc, len(texts), cfg); lap("signature")
+    edges = candidate_edges(band_keys(sig, cfg), has); lap("lsh")
+    rep, size = cluster_duplicates(ids, edges); lap("components")
     return DedupResult(rep, size, edges)
 
 # %% ../nbs/01_data.ipynb #c030
@@ -1323,7 +1374,8 @@ class Write(Node):
 PIPELINE_KEYS = {"name": Param("str", default="pipeline"), "engine": Param("choice", default="local", choices=("local", "spark")),
                  "workers": Param("int", default=2, lo=1, hi=256), "spark": Param("dict", default={}),
                  "checkpoint": Param("bool", default=True), "branches": Param("dict")}
-SPARK_KEYS = {"app_name": Param("str", default="kaiyuan-nb"), "master": Param("str", default="local[2]")}
+SPARK_KEYS = {"app_name": Param("str", default="kaiyuan-nb"), "master": Param("str", default="local[2]"),
+              "conf": Param("dict", default={}, doc="extra Spark properties for the session, name -> value")}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 @dataclass
@@ -1595,14 +1647,17 @@ def _spark_apply(node: Node, it: Iterable[dict]) -> Iterator[tuple[list[dict], d
 class SparkEngine:
     "Documents as a PySpark RDD of dicts (local[*] here, a cluster master URL elsewhere)."
     name = "spark"
-    def __init__(self, master: str = "local[2]", app_name: str = "kaiyuan-nb", workers: int = 2):
+    def __init__(self, master: str = "local[2]", app_name: str = "kaiyuan-nb", workers: int = 2,
+                 conf: dict[str, Any] | None = None):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         from pyspark.sql import SparkSession
-        self.spark = (SparkSession.builder.master(master).appName(app_name)
-                      .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
-                      .config("spark.python.worker.reuse", "true").config("spark.sql.shuffle.partitions", str(max(2, workers))).config("spark.default.parallelism", str(max(2, workers)))
-                      .getOrCreate())
+        builder = (SparkSession.builder.master(master).appName(app_name)
+                   .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g")
+                   .config("spark.python.worker.reuse", "true").config("spark.sql.shuffle.partitions", str(max(2, workers))).config("spark.default.parallelism", str(max(2, workers))))
+        for key, value in (conf or {}).items():
+            builder = builder.config(key, str(value))
+        self.spark = builder.getOrCreate()
         self.sc = self.spark.sparkContext
         self.sc.setLogLevel("ERROR")
         self.partitions = max(2, workers)
@@ -1650,6 +1705,145 @@ def stop_spark() -> None:
         s = SparkSession.getActiveSession()
         if s is not None:
             s.stop()
+
+# %% ../nbs/01_data.ipynb #s002
+_CLUSTER_TAG = "kaiyuan.spark.cluster"
+
+def free_port() -> int:
+    "A TCP port on 127.0.0.1 that was free a moment ago."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def spark_home() -> Path:
+    "The installed pyspark package directory: a complete SPARK_HOME (jars, `bin/spark-class`)."
+    import pyspark
+    return Path(pyspark.__file__).parent
+
+@dataclass
+class SparkCluster:
+    "A running standalone cluster: master URL, the master's web UI port, the launcher processes, its JVM tag."
+    master_url: str
+    ui_port: int
+    tag: str
+    log_dir: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+    start_s: float = 0.0
+
+    def state(self) -> dict:
+        "The master's JSON status page (workers with cores used, applications)."
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as r:
+            return json.load(r)
+
+    def alive_workers(self) -> int:
+        "Workers registered with the master and alive."
+        return sum(w["state"] == "ALIVE" for w in self.state()["workers"])
+
+    def busy_workers(self) -> int:
+        "Alive workers that run an executor now (cores in use)."
+        return sum(w["state"] == "ALIVE" and w["coresused"] > 0 for w in self.state()["workers"])
+
+    def app_conf(self) -> dict[str, str]:
+        "Spark properties for a driver on this machine: loopback, executors of 1 core / 512 MiB, tagged JVMs."
+        return {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.showConsoleProgress": "false",
+                "spark.executor.cores": "1",
+                "spark.executor.memory": "512m", "spark.executor.extraJavaOptions": f"-D{_CLUSTER_TAG}={self.tag}"}
+
+    def leftover_pids(self) -> list[int]:
+        "Live processes with this cluster's tag as a JVM option (master, workers, executors); [] once stopped."
+        marker, found = f"-D{_CLUSTER_TAG}={self.tag}".encode(), []  # the driver only has it inside a --conf value
+        for p in Path("/proc").iterdir():
+            if p.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if marker in (p / "cmdline").read_bytes().split(b"\0"):
+                        found.append(int(p.name))
+        return found
+
+    def logs_tail(self, chars: int = 1500) -> str:
+        "The end of every launcher log, for error messages."
+        return "\n".join(f"--- {f.name}: ...{f.read_text(errors='replace')[-chars:]}" for f in sorted(self.log_dir.glob("*.log")))
+
+    def stop(self, grace: float = 15.0) -> None:
+        "SIGTERM each launcher's process group, SIGKILL what is left after `grace` seconds; idempotent."
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for p in self.procs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, sig)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and (any(p.poll() is None for p in self.procs) or self.leftover_pids()):
+                time.sleep(0.2)
+            if not self.leftover_pids():
+                break
+
+
+# %% ../nbs/01_data.ipynb #s003
+def _wait_for_master(cluster: SparkCluster, workers: int, timeout: float) -> None:
+    "Poll the master until `workers` workers are alive; a dead launcher or the timeout is a clear error."
+    deadline, seen = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        if dead := [p.args[1].rsplit(".", 1)[-1] for p in cluster.procs if p.poll() is not None]:
+            raise RuntimeError(f"spark cluster: {dead} exited during start-up; logs in {cluster.log_dir}:\n{cluster.logs_tail()}")
+        with contextlib.suppress(urllib.error.URLError, OSError, ValueError):
+            if (seen := cluster.alive_workers()) >= workers:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"spark cluster: {max(seen, 0)}/{workers} workers registered with {cluster.master_url} after "
+                       f"{timeout:g} s; logs in {cluster.log_dir}:\n{cluster.logs_tail()}")
+
+@contextlib.contextmanager
+def spark_standalone_cluster(workers: int = 2, cores: int = 1, memory: str = "1g", timeout: float = 120.0,
+                             log_dir: str | Path | None = None) -> Iterator[SparkCluster]:
+    "A master and `workers` workers started with `bin/spark-class` of the installed pyspark; always stopped on exit."
+    if not isinstance(workers, int) or workers < 1 or not isinstance(cores, int) or cores < 1:
+        raise ConfigError(f"spark cluster: workers and cores must be integers >= 1, got workers={workers!r}, cores={cores!r}")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ConfigError("spark cluster: no Java runtime (neither `java` on PATH nor JAVA_HOME)")
+    t0, home = time.perf_counter(), spark_home()
+    logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="kaiyuan-spark-cluster-"))
+    (logs / "conf").mkdir(parents=True, exist_ok=True)  # an empty SPARK_CONF_DIR: no stray spark-defaults
+    cluster = SparkCluster(f"spark://127.0.0.1:{free_port()}", free_port(), f"{os.getpid()}-{secrets.token_hex(4)}", logs)
+    env = {**os.environ, "SPARK_HOME": str(home), "SPARK_CONF_DIR": str(logs / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_DAEMON_MEMORY": "256m", "SPARK_DAEMON_JAVA_OPTS": f"-D{_CLUSTER_TAG}={cluster.tag}"}
+    def launch(name: str, *args: str) -> None:
+        with open(logs / f"{name}.log", "wb") as log:
+            cluster.procs.append(subprocess.Popen([str(home / "bin" / "spark-class"), *args], env=env, cwd=logs,
+                                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    atexit.register(cluster.stop)
+    try:
+        launch("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+               "--port", cluster.master_url.rsplit(":", 1)[1], "--webui-port", str(cluster.ui_port))
+        _wait_for_master(cluster, 0, timeout)  # workers retry slowly: start them once the master answers
+        for i in range(workers):
+            launch(f"worker{i}", "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--webui-port", str(free_port()),
+                   "--cores", str(cores), "--memory", memory, "--work-dir", str(logs / f"work{i}"), cluster.master_url)
+        _wait_for_master(cluster, workers, timeout)
+        cluster.start_s = time.perf_counter() - t0
+        yield cluster
+    finally:
+        cluster.stop()
+        atexit.unregister(cluster.stop)
+
+def run_on_spark_cluster(config: dict | str | Path, output_dir: str | Path, params: dict[str, Any] | None = None,
+                         workers: int = 2, cluster: SparkCluster | None = None) -> tuple[PipelineResult, dict[str, Any]]:
+    "Run a pipeline (dict or YAML path) on `cluster`, or on a fresh one stopped afterwards; the Spark session is stopped before and after."
+    if cluster is None:
+        with spark_standalone_cluster(workers) as fresh:
+            res, info = run_on_spark_cluster(config, output_dir, params, workers, fresh)
+        return res, {**info, "leftover_pids": fresh.leftover_pids()}
+    cfg = config if isinstance(config, dict) else yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+    spark = cfg.get("spark") or {}
+    stop_spark()  # one SparkSession per process: a running local one would be reused
+    try:
+        conf = {**(spark.get("conf") or {}), **cluster.app_conf()}
+        t0 = time.perf_counter()
+        res = run_pipeline({**cfg, "spark": {**spark, "master": cluster.master_url, "conf": conf}}, output_dir,
+                           engine="spark", params=params, resume=False)
+        info = {"master": cluster.master_url, "workers_registered": cluster.alive_workers(), "workers_used": cluster.busy_workers(),
+                "start_s": round(cluster.start_s, 1), "session_and_run_s": round(time.perf_counter() - t0, 1)}
+    finally:
+        stop_spark()
+    return res, info
+
 
 # %% ../nbs/01_data.ipynb #c045
 @dataclass
@@ -1813,7 +2007,8 @@ def run_pipeline(config: dict | str | Path, output_dir: str | Path, engine: str 
         raise ConfigError(f"engine: expected 'local' or 'spark', got {name!r}")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    eng = LocalEngine(spec.workers) if name == "local" else SparkEngine(spec.spark["master"], spec.spark["app_name"], spec.workers)
+    eng = LocalEngine(spec.workers) if name == "local" else SparkEngine(spec.spark["master"], spec.spark["app_name"], spec.workers,
+                                                                                   spec.spark["conf"])
     ctx = PipelineContext(output_dir, eng, spec.checkpoint and resume, spec)
     t0 = time.perf_counter()
     all_nodes = [n for r in spec.branches for n in _walk(r)]
@@ -1851,6 +2046,55 @@ def run_pipeline(config: dict | str | Path, output_dir: str | Path, engine: str 
                                                             "stats": result.stats, "outputs": outputs})
     return result
 
+# %% ../nbs/01_data.ipynb #d002
+def shingle_bytes(tokens: list[str] | list[bytes], n: int) -> list[bytes]:
+    "A document's distinct word n-grams as space-joined UTF-8 bytes: what datasketch and rensa hash."
+    toks = tokens if not tokens or isinstance(tokens[0], bytes) else [t.encode("utf-8") for t in tokens]
+    return list({b" ".join(toks[j:j + n]) for j in range(len(toks) - n + 1)})
+
+def edge_array(pairs: Iterable[tuple[int, int]]) -> np.ndarray:
+    "Distinct undirected edges (i < j), sorted, as an int64 array of shape (n, 2); self-pairs dropped."
+    return np.array(sorted({(min(a, b), max(a, b)) for a, b in pairs if a != b}), dtype=np.int64).reshape(-1, 2)
+
+def _peer_shingles(texts: list[str], cfg: MinHashConfig, lap: Callable[[str], None]) -> tuple[list[int], list[list[bytes]]]:
+    "Our tokens -> shingle lists of the documents that have any (rows into `texts`, shingles)."
+    tokens = [fast_minhash_tokens(t, cfg.tokenizer) for t in texts]; lap("tokenize")
+    shingles = [shingle_bytes(t, cfg.ngram) for t in tokens]
+    rows = [i for i, s in enumerate(shingles) if s]  # under n words: no shingles, never a duplicate (as ours)
+    lap("shingle")
+    return rows, [shingles[i] for i in rows]
+
+def datasketch_bulk_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig(),
+                          stages: dict[str, float] | None = None) -> DedupResult:
+    "datasketch at its fastest: our tokens, `MinHash.bulk`, `MinHashLSH` (our bands) in an insertion session."
+    from datasketch import MinHash, MinHashLSH
+    lap = stage_timer(stages)
+    rows, shingles = _peer_shingles(texts, cfg, lap)
+    sigs = MinHash.bulk(shingles, num_perm=cfg.num_perm, seed=cfg.seed); lap("signature")
+    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm, params=cfg.band_rows())
+    with lsh.insertion_session() as session:
+        for k, m in enumerate(sigs):
+            session.insert(k, m)
+    edges = edge_array((rows[k], rows[j]) for k, m in enumerate(sigs) for j in lsh.query(m)); lap("lsh")
+    rep, size = cluster_duplicates(ids, edges); lap("components")
+    return DedupResult(rep, size, edges)
+
+def rensa_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig(),
+                stages: dict[str, float] | None = None) -> DedupResult:
+    "rensa (Rust): our tokens, `RMinHash.from_token_sets`, `RMinHashLSH` with our bands x rows, `query_all`."
+    from rensa import RMinHash, RMinHashLSH
+    bands, rows_per_band = cfg.band_rows()
+    num_perm = bands * rows_per_band  # rensa needs bands | num_perm; these are the values our LSH reads
+    lap = stage_timer(stages)
+    rows, shingles = _peer_shingles(texts, cfg, lap)
+    sigs = RMinHash.from_token_sets(shingles, num_perm, cfg.seed); lap("signature")
+    lsh = RMinHashLSH(cfg.threshold, num_perm, bands)
+    lsh.insert_many(sigs)
+    edges = edge_array((rows[k], rows[j]) for k, cands in enumerate(lsh.query_all(sigs)) for j in cands); lap("lsh")
+    rep, size = cluster_duplicates(ids, edges); lap("components")
+    return DedupResult(rep, size, edges)
+
+
 # %% ../nbs/01_data.ipynb #c047
 CLEAR_ABOVE, CLEAR_BELOW = 0.9, 0.3  # LSH (14 x 9) finds a pair w.p. >= 0.999 above, <= 3e-4 below
 
@@ -1884,40 +2128,50 @@ def jaccard(a: set, b: set) -> float:
     "Jaccard similarity of two sets (0 when both are empty)."
     return len(a & b) / len(a | b) if a or b else 0.0
 
-def datasketch_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig()) -> DedupResult:
+def datasketch_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinHashConfig(),
+                     stages: dict[str, float] | None = None) -> DedupResult:
     "The naive baseline: datasketch MinHash per document + MinHashLSH, then the same connected components."
     from datasketch import MinHash, MinHashLSH
-    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    lap = stage_timer(stages)
+    tokens = [minhash_tokens(t, cfg.tokenizer) for t in texts]; lap("tokenize")
+    shingles = [shingle_bytes(t, cfg.ngram) for t in tokens]; lap("shingle")
     sigs = {}
-    for i, t in zip(ids, texts):
-        toks = minhash_tokens(t, cfg.tokenizer)
-        sh = {" ".join(toks[j:j + cfg.ngram]) for j in range(len(toks) - cfg.ngram + 1)}
-        if not sh:
-            continue
-        m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="legacy")
-        m.update_batch([s.encode("utf-8") for s in sh])
+    for i, sh in zip(ids, shingles):
+        if sh:
+            sigs[i] = m = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme="legacy")
+            m.update_batch(sh)
+    lap("signature")
+    lsh = MinHashLSH(threshold=cfg.threshold, num_perm=cfg.num_perm)
+    for i, m in sigs.items():
         lsh.insert(i, m)
-        sigs[i] = m
     pos = {i: n for n, i in enumerate(ids)}
-    edges = {(min(pos[i], pos[j]), max(pos[i], pos[j])) for i, m in sigs.items() for j in lsh.query(m) if j != i}
-    edges = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
-    rep, size = cluster_duplicates(ids, edges)
+    edges = edge_array((pos[i], pos[j]) for i, m in sigs.items() for j in lsh.query(m)); lap("lsh")
+    rep, size = cluster_duplicates(ids, edges); lap("components")
     return DedupResult(rep, size, edges)
 
+PEER_DEDUPS = {"datasketch": datasketch_dedup, "datasketch_bulk": datasketch_bulk_dedup, "rensa": rensa_dedup}
+
 def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str]], repeats: int = 2,
-                    cfg: MinHashConfig = MinHashConfig(), methods: tuple[str, ...] = ("oph",)) -> dict:
-    "Time ours (each method) and datasketch end to end, alternately; recall/precision on injected copies; agreement."
+                    cfg: MinHashConfig = MinHashConfig(), methods: tuple[str, ...] = ("oph",),
+                    peers: tuple[str, ...] = tuple(PEER_DEDUPS)) -> dict:
+    "Time ours (each method) and each peer end to end and per stage, in rounds; recall/precision on injected copies."
+    if "datasketch" not in peers:
+        raise ConfigError(f"peers: the naive 'datasketch' baseline is required (agreement is measured against it), got {peers}")
     contenders = {**{f"ours_{m}": (minhash_dedup, dataclasses.replace(cfg, method=m)) for m in methods},
-                  "datasketch": (datasketch_dedup, cfg)}
+                  **{p: (PEER_DEDUPS[p], cfg) for p in peers}}
     if cfg.tokenizer != "whitespace":
         _jieba()  # one-time dictionary load, outside the timings
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    stages: dict[str, dict[str, float]] = {}
     res: dict[str, DedupResult] = {}
     for _ in range(repeats):
         for name, (fn, c) in contenders.items():
+            st: dict[str, float] = {}
             t0 = time.perf_counter()
-            res[name] = fn(ids, texts, c)
+            res[name] = fn(ids, texts, c, stages=st)
             times[name].append(time.perf_counter() - t0)
+            if times[name][-1] == min(times[name]):
+                stages[name] = st
     pos = {i: n for n, i in enumerate(ids)}
     cache: dict[int, set] = {}
     def J(a: int, b: int) -> float:
@@ -1937,10 +2191,10 @@ def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str
             "seconds": round(best, 3), "all_seconds": [round(t, 3) for t in times[name]],
             "docs_per_s": round(len(ids) / best, 1), "removed": int(len(removed)), "candidate_edges": int(r.n_edges),
             "recall": sum(r.rep[pos[c]] == r.rep[pos[o]] for c, o in truth) / max(len(truth), 1),
-            "precision": good / max(len(removed), 1)}
+            "precision": good / max(len(removed), 1), "stages": {k: round(v, 3) for k, v in stages[name].items()}}
     base = out["methods"]["datasketch"]
-    for name in out["methods"]:
-        out["methods"][name]["speedup_vs_datasketch"] = round(base["seconds"] / out["methods"][name]["seconds"], 2)
+    for name, m in out["methods"].items():
+        m.update({f"speedup_vs_{p}": round(out["methods"][p]["seconds"] / m["seconds"], 2) for p in peers})
     pairs = {(pos[c], pos[o]) for c, o in truth}
     for r in res.values():
         pairs |= {(int(n), int(r.rep[n])) for n in np.flatnonzero(~r.keep)}
@@ -1970,7 +2224,7 @@ def benchmark_corpus(n_docs: int, n_dups: int, seed: int = 0) -> tuple[list[str]
 def bench_main(argv: list[str] | None = None) -> int:
     "CLI: `python -m kaiyuan_nb.data dedup [--docs N] [--dups K] [--repeats R] [--kperm]` prints the benchmark."
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m kaiyuan_nb.data", description="MinHash dedup benchmark vs datasketch")
+    ap = argparse.ArgumentParser(prog="python -m kaiyuan_nb.data", description="MinHash dedup benchmark vs datasketch and rensa")
     ap.add_argument("what", choices=["dedup"])
     ap.add_argument("--docs", type=int, default=20_000)
     ap.add_argument("--dups", type=int, default=1_000)
@@ -1982,8 +2236,9 @@ def bench_main(argv: list[str] | None = None) -> int:
     print(f"{r['docs']} documents ({r['injected']} injected near-duplicates), threshold {r['threshold']}, "
           f"{r['num_perm']} hashes, {r['bands']} bands x {r['rows']} rows")
     for name, m in r["methods"].items():
-        print(f"  {name:<11} {m['docs_per_s']:>10.1f} docs/s  {m['seconds']:7.2f} s  speed-up x{m['speedup_vs_datasketch']:<6} "
-              f"recall {m['recall']:.4f}  precision {m['precision']:.4f}  removed {m['removed']}")
+        print(f"  {name:<15} {m['docs_per_s']:>10.1f} docs/s  {m['seconds']:7.2f} s  recall {m['recall']:.4f}  "
+              f"precision {m['precision']:.4f}  removed {m['removed']}  stages {m['stages']}")
+    print("  ours vs each: " + ", ".join(f"x{v} vs {k[len('speedup_vs_'):]}" for k, v in r["ours"].items() if k.startswith("speedup_vs_")))
     print(f"  agreement with datasketch on {r['clear_pairs']} clear pairs: {r['agreement']:.4f}")
     return 0
 
@@ -2267,11 +2522,14 @@ class DataBudget:
     bench_kperm: bool  # also time the exact 128-permutation variant
     spark_compare: bool  # run the local == spark comparison in the chapter
     spark_docs: int  # documents per source in that comparison
+    spark_cluster_workers: int = 0  # also run it on a standalone cluster of this many workers (0: not)
 
 DATA_BUDGETS = {
     "smoke": DataBudget(bench_docs=1000, bench_dups=50, bench_repeats=1, bench_kperm=False, spark_compare=False, spark_docs=0),
-    "report": DataBudget(bench_docs=20_000, bench_dups=1_000, bench_repeats=1, bench_kperm=True, spark_compare=True, spark_docs=250),
-    "gpu": DataBudget(bench_docs=30_000, bench_dups=1_500, bench_repeats=2, bench_kperm=True, spark_compare=True, spark_docs=1000),
+    "report": DataBudget(bench_docs=20_000, bench_dups=1_000, bench_repeats=1, bench_kperm=True, spark_compare=True, spark_docs=250,
+                         spark_cluster_workers=2),
+    "gpu": DataBudget(bench_docs=30_000, bench_dups=1_500, bench_repeats=2, bench_kperm=True, spark_compare=True, spark_docs=1000,
+                      spark_cluster_workers=2),
 }
 
 def spark_comparison_config(docs: int) -> dict:
@@ -2281,17 +2539,27 @@ def spark_comparison_config(docs: int) -> dict:
     cfg["name"] = "spark_vs_local"
     return cfg
 
-def compare_engines(cfg: dict, out_dir: str | Path, params: dict[str, Any]) -> dict[str, Any]:
-    "Run one pipeline config on the local engine and on Spark: per-output sha256 and per-node counts compared."
+def _same_outputs(a: PipelineResult, b: PipelineResult) -> tuple[bool, bool]:
+    "(every output's sha256 equal, every node's document count equal)."
+    same = set(a.outputs) == set(b.outputs) and all(a.outputs[n]["sha256"] == b.outputs[n]["sha256"] for n in a.outputs)
+    return bool(same), [(s["path"], s["out"]) for s in a.stats] == [(s["path"], s["out"]) for s in b.stats]
+
+def compare_engines(cfg: dict, out_dir: str | Path, params: dict[str, Any], cluster_workers: int = 0) -> dict[str, Any]:
+    "One pipeline config on the local engine, on Spark local[2] and (if `cluster_workers`) a standalone cluster, compared."
     out_dir = Path(out_dir)
     loc = run_pipeline(cfg, out_dir / "spark_cmp_local", engine="local", params=params, resume=False)
     spk = run_pipeline(cfg, out_dir / "spark_cmp_spark", engine="spark", params=params, resume=False)
     stop_spark()
-    same = set(loc.outputs) == set(spk.outputs) and all(
-        loc.outputs[n]["sha256"] == spk.outputs[n]["sha256"] for n in loc.outputs)
-    return {"identical": bool(same), "docs": {n: o["docs"] for n, o in loc.outputs.items()},
-            "local_s": round(loc.seconds, 1), "spark_s": round(spk.seconds, 1),
-            "same_counts": [(s["path"], s["out"]) for s in loc.stats] == [(s["path"], s["out"]) for s in spk.stats]}
+    identical, same_counts = _same_outputs(loc, spk)
+    out = {"identical": identical, "same_counts": same_counts, "docs": {n: o["docs"] for n, o in loc.outputs.items()},
+           "local_s": round(loc.seconds, 1), "spark_s": round(spk.seconds, 1)}
+    if cluster_workers:
+        t0 = time.perf_counter()
+        clu, info = run_on_spark_cluster(cfg, out_dir / "spark_cmp_cluster", params, workers=cluster_workers)
+        c_identical, c_same_counts = _same_outputs(loc, clu)
+        out["cluster"] = {**info, "identical": c_identical, "same_counts": c_same_counts, "pipeline_s": round(clu.seconds, 1),
+                          "total_s": round(time.perf_counter() - t0, 1)}
+    return out
 
 # %% ../nbs/01_data.ipynb #v002
 DEDUP_MIN_SPEEDUP, DEDUP_MIN_RECALL, DEDUP_RECALL_TOL = 1.0, 0.99, 0.01
@@ -2317,13 +2585,53 @@ def dedup_claims(bench: dict[str, Any], min_speedup: float = DEDUP_MIN_SPEEDUP, 
         f"{ours['precision']:.3f}, agreement {bench['agreement']:.4f} on {bench['clear_pairs']} clear pairs; best of "
         f"{len(ours.get('all_seconds', [0]))} timed run(s) each, single process, shared CPU",
         n_seeds=1, n_items=int(bench["injected"]))
-    return [paper, check]
+    return [paper, check] + _rensa_claim(bench, min_speedup, min_recall, recall_tol)
+
+def _rensa_claim(bench: dict[str, Any], min_speedup: float, min_recall: float, recall_tol: float) -> list[dict[str, Any]]:
+    "Ours vs rensa (Rust), the strongest peer, end to end on the same tokens and LSH ([] if rensa was not run)."
+    methods = bench.get("methods", {})
+    if "rensa" not in methods:
+        return []
+    ours, rensa = bench["ours"], methods["rensa"]
+    sp, rec = float(ours["speedup_vs_rensa"]), float(ours["recall"])
+    passed = sp >= min_speedup and rec >= min_recall and rec >= float(rensa["recall"]) - recall_tol
+    bulk = methods.get("datasketch_bulk")
+    return [check_claim(
+        "dedup_not_slower_than_rensa", "Our MinHash LSH dedup is at least as fast as rensa (Rust) end to end at equal recall",
+        "dedup_speedup_vs_rensa", sp, passed,
+        f"passed if ours/rensa end-to-end speed is >= {min_speedup:g} with the same tokens, shingles, seed, threshold and "
+        f"14x9 bands, our recall >= {min_recall:g} and no more than {recall_tol:g} below rensa's",
+        f"ours {ours['docs_per_s']:,.0f} docs/s (stages {ours.get('stages')}) vs rensa {rensa['docs_per_s']:,.0f} docs/s "
+        f"(stages {rensa.get('stages')}): x{sp:.2f}; recall {rec:.4f} (rensa {float(rensa['recall']):.4f}), precision "
+        f"{ours['precision']:.3f} (rensa {rensa['precision']:.3f})"
+        + (f"; datasketch bulk API {bulk['docs_per_s']:,.0f} docs/s (x{ours['speedup_vs_datasketch_bulk']:.2f})" if bulk else ""),
+        n_seeds=1, n_items=int(bench["injected"]))]
 
 def spark_claims(spark_result: dict[str, Any] | None) -> list[dict[str, Any]]:
-    "Our check that the YAML pipeline gives byte-identical outputs on Spark and locally ([] when not run)."
+    "Our checks that the YAML pipeline gives byte-identical outputs on Spark (local[2], a cluster) and locally."
     if spark_result is None:
         return []
     passed = bool(spark_result["identical"] and spark_result["same_counts"])
+    return _spark_local_claim(spark_result, passed) + _spark_cluster_claim(spark_result, spark_result.get("cluster"))
+
+def _spark_cluster_claim(spark_result: dict[str, Any], c: dict[str, Any] | None) -> list[dict[str, Any]]:
+    "The standalone-cluster check ([] when the cluster did not run)."
+    if c is None:
+        return []
+    passed = bool(c["identical"] and c["same_counts"] and c["workers_used"] >= 2)
+    return [check_claim(
+        "spark_cluster_matches_local", "The YAML pipeline runs on a standalone Spark cluster (master + separate workers) "
+        "with byte-identical outputs to the local engine", "spark_cluster_matches_local", int(passed), passed,
+        "passed if every output's sha256 and every node's count agree with engine=local and the master counts >= 2 "
+        "workers running executors for the job",
+        f"master + {c['workers_registered']} workers started with the installed pyspark's spark-class ({c['master']}); "
+        f"{c['workers_used']} ran executors; outputs {'byte-identical' if c['identical'] else 'DIFFER'}, counts "
+        f"{'identical' if c['same_counts'] else 'DIFFER'}; cluster start {c['start_s']} s, pipeline {c['pipeline_s']} s "
+        f"(local {spark_result['local_s']} s, local[2] {spark_result['spark_s']} s); no JVM left after stop: "
+        f"{not c['leftover_pids']}", n_seeds=1, n_items=int(sum(spark_result["docs"].values())))]
+
+def _spark_local_claim(spark_result: dict[str, Any], passed: bool) -> list[dict[str, Any]]:
+    "The local[2] check."
     return [check_claim(
         "spark_matches_local", "The YAML tree pipeline runs on Spark with byte-identical outputs to the local engine",
         "spark_matches_local", int(passed), passed,

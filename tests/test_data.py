@@ -1,8 +1,11 @@
 """Tests of kaiyuan_nb.data (chapter 01): manifests, operators, pipeline validation, conservation,
 resume after a crash, atomic sinks, local == spark, MinHash vs datasketch, prepare_corpus."""
 import gzip
+import itertools
 import json
+import random
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +310,45 @@ def test_resume_after_crash_skips_finished_nodes(tmp_path, monkeypatch):
     assert all(s["resumed"] for s in again.stats)
 
 
+# ---------------------------------------------------------------- dedup key: table path == regex definition
+def _regex_minhash_normalize(text: str) -> str:
+    "The regex definition of the dedup key (the implementation the table path replaced), kept as the reference."
+    text = text.lower()
+    if not text.isascii():
+        text = D._COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
+    return " ".join(D._NONWORD_RE.sub(" ", D._DIGIT_RE.sub("0", text)).split())
+
+
+def test_table_normalization_matches_regex_on_every_code_point():
+    cps = [cp for cp in range(0x110000)]
+    shuffled = cps[:]
+    random.Random(0).shuffle(shuffled)  # combining marks after random starters and after each other
+    for order in (cps, shuffled):
+        for lo in range(0, len(order), 4096):
+            text = "".join(map(chr, order[lo:lo + 4096]))
+            assert D.minhash_normalize(text) == _regex_minhash_normalize(text), (order is cps, lo)
+    # the premise of per-character mapping: NFD's reordering only moves marks that become nothing or a space
+    marks = [chr(cp) for cp in cps if unicodedata.combining(chr(cp))]
+    assert marks and all(not D.normalize_char(m).strip() for m in marks)
+    assert D.minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == _regex_minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == "οδος οδος"  # final sigma
+
+
+def test_table_normalization_gives_identical_tokens_on_the_vendored_corpora():
+    sources = [m for m in D.list_manifests() if D.load_manifest(m).role == "pretrain"]
+    assert {"enwiki_sample", "zhwiki_sample", "chinese_poetry"} <= set(sources)
+    n = 0
+    for name in sources:
+        recs = (itertools.islice(D.stdlib_documents(D.load_manifest(name)), 150) if name == "cpython_stdlib"
+                else D.sample_records(name, 150))
+        for r in recs:
+            t = r["text"]
+            ref = D._split_words(_regex_minhash_normalize(t), "auto")
+            assert D.minhash_tokens(t) == ref, (name, r["id"])
+            assert [w.decode() if isinstance(w, bytes) else w for w in D.fast_minhash_tokens(t)] == ref, (name, r["id"])
+            n += 1
+    assert n >= 150 * len(sources) // 2
+
+
 # ---------------------------------------------------------------- MinHash vs datasketch
 def test_fast_minhash_agrees_with_datasketch():
     docs = D.sample_records("enwiki_sample", 300)
@@ -317,21 +359,28 @@ def test_fast_minhash_agrees_with_datasketch():
     assert bench["agreement"] >= 0.99
 
 
-# ---------------------------------------------------------------- local == spark
-def test_spark_engine_matches_local(tmp_path):
+# ---------------------------------------------------------------- local == spark (local[2] and a standalone cluster)
+def _spark_eq_config(limit: int = 120) -> dict:
+    """One node of each Spark code path: exact dedup (reduceByKey), MinHash LSH (groupByKey over band buckets),
+    per-document ops (mapPartitions), ratio filter (sortBy + zipWithIndex), repeat (adds documents)."""
+    return {"name": "eq", "workers": 2, "spark": {"master": "local[2]"}, "checkpoint": False,
+            "branches": [{"type": "write", "name": "m",
+                          "ops": [{"type": "exact_dedup"}, {"type": "minhash_dedup"},
+                                  {"type": "quality_score", "scorer": "metadata", "metadata_field": "votes"},
+                                  {"type": "ratio_filter", "ratio": 0.6}, {"type": "repeat", "factor": 1.5}],
+                          "child_configs": [{"type": "read_source", "source": "stackexchange_small_sites", "limit": limit,
+                                             "rename": {"score": "votes"}}]}]}
+
+
+def _needs_spark():
     pytest.importorskip("pyspark")
     if shutil.which("java") is None:
         pytest.skip("no Java runtime for Spark")
-    cfg = {"name": "eq", "workers": 2, "spark": {"master": "local[2]"}, "checkpoint": False,
-           "branches": [{"type": "write", "name": "m",
-                         # one node of each Spark code path: exact dedup (reduceByKey), MinHash LSH
-                         # (groupByKey over band buckets), per-document ops (mapPartitions), ratio filter
-                         # (sortBy + zipWithIndex), repeat (adds documents)
-                         "ops": [{"type": "exact_dedup"}, {"type": "minhash_dedup"},
-                                 {"type": "quality_score", "scorer": "metadata", "metadata_field": "votes"},
-                                 {"type": "ratio_filter", "ratio": 0.6}, {"type": "repeat", "factor": 1.5}],
-                         "child_configs": [{"type": "read_source", "source": "stackexchange_small_sites", "limit": 120,
-                                            "rename": {"score": "votes"}}]}]}
+
+
+def test_spark_engine_matches_local(tmp_path):
+    _needs_spark()
+    cfg = _spark_eq_config()
     local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
     spark = D.run_pipeline(cfg, tmp_path / "spark", engine="spark")
     D.stop_spark()
@@ -339,6 +388,29 @@ def test_spark_engine_matches_local(tmp_path):
     assert spark.outputs["m"]["sha256"] == local.outputs["m"]["sha256"]
     key = lambda r: [(s["path"], s["in"], s["out"], s["dropped"], s["added"]) for s in r.stats]
     assert key(spark) == key(local)
+
+
+def test_spark_standalone_cluster_matches_local_and_always_stops(tmp_path):
+    "A master + 2 workers from the installed pyspark: byte-identical outputs; stopped, no JVM left, after a failing job."
+    _needs_spark()
+    cfg = _spark_eq_config(limit=60)
+    cfg["branches"][0]["ops"] = cfg["branches"][0]["ops"][:3]  # exact dedup, MinHash LSH, a per-document op
+    local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
+    bad = _spark_eq_config(limit=60)
+    bad["branches"][0]["ops"] = [{"type": "quality_score", "scorer": "metadata", "metadata_field": "no_such_field"}]
+    bad["spark"]["conf"] = {"spark.task.maxFailures": 1}  # raises on the executors: fail at once, no retries
+    with pytest.raises(Exception, match="no numeric field 'no_such_field'"):
+        with D.spark_standalone_cluster(workers=2) as cluster:
+            assert cluster.alive_workers() == 2 and len(cluster.leftover_pids()) >= 3  # master + 2 workers
+            res, info = D.run_on_spark_cluster(cfg, tmp_path / "cluster", cluster=cluster)
+            assert info["workers_used"] == 2  # executors ran on both workers
+            assert res.outputs["m"]["sha256"] == local.outputs["m"]["sha256"]
+            assert [(s["path"], s["out"]) for s in res.stats] == [(s["path"], s["out"]) for s in local.stats]
+            D.run_on_spark_cluster(bad, tmp_path / "bad", cluster=cluster)
+    assert all(p.poll() is not None for p in cluster.procs)
+    assert cluster.leftover_pids() == []
+    from pyspark.sql import SparkSession
+    assert SparkSession.getActiveSession() is None
 
 
 # ---------------------------------------------------------------- prepare_corpus
