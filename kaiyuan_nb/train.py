@@ -36,7 +36,7 @@ __all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEY
            'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss', 'matmul_peak_gflops',
            'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main', 'Recipe', 'load_recipe',
            'recipe_tokens', 'run_recipe', 'train_command', 'train_main', 'max_abs_param_diff', 'ddp_check',
-           'TrainerBudget']
+           'gpu_time_estimate', 'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -138,8 +138,10 @@ class MixtureLoader:
                 "drawn": dict(self.drawn), "credit": dict(self.credit), "weights": dict(self.weights)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        "Restore a position saved by `state_dict`; fails if the data or shape differ."
-        if state.get("fingerprint") != self._fingerprint():
+        """Restore a position saved by `state_dict`; fails if the data or seq_len differ. The position
+        counts rows, so another batch size (another split of the same global batch) continues the same rows."""
+        rows_only = lambda f: {k: v for k, v in (f or {}).items() if k != "batch_size"}
+        if rows_only(state.get("fingerprint")) != rows_only(self._fingerprint()):
             raise ConfigError("MixtureLoader.load_state_dict: the checkpoint was written for different data or "
                               f"loader settings ({state.get('fingerprint')} vs {self._fingerprint()})")
         for key in ("cursor", "epoch", "drawn", "credit", "weights"):
@@ -322,7 +324,11 @@ def init_distributed() -> tuple[int, int]:
     one GPU per `LOCAL_RANK` when CUDA is present, gloo on CPU. Returns (rank, world size)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if local >= torch.cuda.device_count():
+                raise ConfigError(f"DDP: local rank {local} has no GPU of its own ({torch.cuda.device_count()} visible); "
+                                  "start one process per GPU, or hide the GPUs (CUDA_VISIBLE_DEVICES=) to use gloo on CPU")
+            torch.cuda.set_device(local)
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist_world()
 
@@ -521,7 +527,7 @@ def save_checkpoint(state: TrainState, out_dir: str | Path, callbacks: Sequence[
         "step": state.step, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(), "scaler": state.precision.scaler.state_dict(),
         "loader": state.loader.state_dict(), "rng": _rng_state(), "history": state.history,
-        "evals": state.evals, "config": _cfg_dict(state.cfg),
+        "evals": state.evals, "config": _cfg_dict(state.cfg), "global_batch": state.cfg.grad_accum * state.loader.batch_size,
         "callbacks": {i: cb.state_dict() for i, cb in enumerate(callbacks) if hasattr(cb, "state_dict")}})
     for old in checkpoint_paths(out_dir)[:-state.cfg.keep_last]:
         old.unlink(missing_ok=True)
@@ -530,7 +536,14 @@ def save_checkpoint(state: TrainState, out_dir: str | Path, callbacks: Sequence[
 def _restore(state: TrainState, ckpt: dict[str, Any], path: Path, callbacks: Sequence[Callback]) -> None:
     saved = ckpt.get("config", {})
     now = _cfg_dict(state.cfg)
-    diff = sorted(k for k in now if k not in _RESUME_FREE and saved.get(k) != now[k])
+    rows = (ckpt.get("loader") or {}).get("fingerprint", {}).get("batch_size")
+    saved_batch = ckpt.get("global_batch") or (saved.get("grad_accum", 1) * rows if rows else None)
+    now_batch = state.cfg.grad_accum * state.loader.batch_size
+    if saved_batch is not None and saved_batch != now_batch:
+        raise ConfigError(f"resume: {path} was written with a global batch of {saved_batch} rows per step, this run "
+                          f"has {now_batch} (grad_accum × loader batch_size); use a fresh out_dir or resume=False")
+    free = _RESUME_FREE | ({"grad_accum"} if saved_batch == now_batch else set())  # e.g. another world size
+    diff = sorted(k for k in now if k not in free and saved.get(k) != now[k])
     if diff:
         raise ConfigError(f"resume: {path} was written with different settings for {diff} "
                           f"({ {k: saved.get(k) for k in diff} } vs { {k: now[k] for k in diff} }); "
@@ -883,7 +896,7 @@ def bench_main(argv: list[str] | None = None) -> int:
 # %% ../nbs/03_trainer.ipynb #d005
 RECIPE_SECTIONS = ("data", "model", "train", "export")
 DATA_KINDS = {"text": {"files"}, "tokens": {"path"}, "corpus": set()}
-DATA_OPTIONAL = {"weights", "batch_size", "seq_len", "vocab_size", "run_dir", "sources"}
+DATA_OPTIONAL = {"weights", "batch_size", "micro_batch", "seq_len", "vocab_size", "run_dir", "sources"}
 _FIELD_TYPES = {"float": (int, float), "int": int, "str": str, "bool": bool}
 
 def _checked_train_fields(values: Any, where: str) -> dict[str, Any]:
@@ -935,13 +948,15 @@ def load_recipe(path: str | Path) -> Recipe:
     extra = sorted(set(data) - DATA_KINDS[kind] - DATA_OPTIONAL - {"kind"})
     if missing or extra:
         raise ConfigError(f"{path}: data: kind {kind!r} needs {sorted(DATA_KINDS[kind])}; missing {missing}, unknown {extra}")
-    for key in ("batch_size", "seq_len", "vocab_size"):
+    for key in ("batch_size", "micro_batch", "seq_len", "vocab_size"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1):
             raise ConfigError(f"{path}: data.{key}: expected a positive int, got {data[key]!r}")
     if kind == "text" and (not isinstance(data["files"], dict) or not data["files"]):
         raise ConfigError(f"{path}: data.files: expected a mapping source -> glob, got {data['files']!r}")
     if not isinstance(model, dict):
         raise ConfigError(f"{path}: model: expected a mapping of KaiyuanConfig overrides, got {model!r}")
+    if "micro_batch" in data and "grad_accum" in (raw.get("train") or {}):
+        raise ConfigError(f"{path}: data.micro_batch and train.grad_accum: set one (grad_accum follows from micro_batch)")
     if not isinstance(raw.get("export", False), bool):
         raise ConfigError(f"{path}: export: expected true or false, got {raw['export']!r}")
     if raw.get("export") and kind == "tokens":
@@ -1029,10 +1044,17 @@ def run_recipe(recipe: Recipe, scale: str | "Scale", out_dir: str | Path, seed: 
     scale, out_dir = get_scale(scale), Path(out_dir)
     rank, world = dist_world()
     tokens, vocab, tok = recipe_tokens(recipe, scale, out_dir)
+    global_batch = recipe.data.get("batch_size", scale.batch_size)
+    micro = recipe.data.get("micro_batch")
+    if micro is not None and global_batch % (world * micro):
+        raise ConfigError(f"{recipe.path}: data.micro_batch: {micro} rows × {world} process(es) do not divide "
+                          f"the global batch data.batch_size = {global_batch}")
+    accum = global_batch // (world * micro) if micro else recipe.train.get("grad_accum", 1)
+    if global_batch % accum:
+        raise ConfigError(f"{recipe.path}: train.grad_accum: {accum} does not divide data.batch_size = {global_batch}")
     try:
         loader = MixtureLoader(tokens, recipe.data.get("weights") or {s: 1.0 for s in tokens},
-                               recipe.data.get("seq_len", scale.model.seq_len),
-                               recipe.data.get("batch_size", scale.batch_size), seed=seed)
+                               recipe.data.get("seq_len", scale.model.seq_len), global_batch // accum, seed=seed)
     except ConfigError as e:
         raise ConfigError(f"{recipe.path}: data: {e}") from e
     try:
@@ -1040,10 +1062,10 @@ def run_recipe(recipe: Recipe, scale: str | "Scale", out_dir: str | Path, seed: 
         model = KaiyuanForCausalLM(config_for_scale(scale, vocab, **recipe.model))
     except (ConfigError, TypeError) as e:
         raise ConfigError(f"{recipe.path}: model: {e}") from e
-    device = pick_device()
+    device = pick_device(recipe.train.get("device"))
     try:
         cfg = TrainConfig(**{"total_steps": scale.train_steps, "precision": training_precision(device),
-                             "progress": rank == 0 and sys.stderr.isatty(), **recipe.train})
+                             "progress": rank == 0 and sys.stderr.isatty(), **recipe.train, "grad_accum": accum})
     except ConfigError as e:
         raise ConfigError(f"{recipe.path}: train: {e}") from e
     window = StopAfter(max_minutes, max_steps)
@@ -1129,21 +1151,24 @@ def max_abs_param_diff(run_a: str | Path, run_b: str | Path) -> float:
 
 def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.ndarray], vocab_size: int,
               steps: int) -> dict[str, Any]:
-    """`kaiyuan-train` at `scale`'s model and batch on `tokens`, `steps` steps: 2 processes (torchrun,
-    gloo/nccl) vs 1 process, and a run started with 1 process for half the steps and resumed with 2
-    (the same global batch). Returns the measured world size, both max |weight differences| and the tokens trained."""
+    """`kaiyuan-train` at `scale`'s model and batch on `tokens`, `steps` steps, on CPU: 2 processes
+    (torchrun, gloo) × half the batch vs 1 process × the full batch by accumulating the two halves, and
+    a run started with 1 process for half the steps and resumed with 2 (the same global batch). Returns the measured world size, both max |weight differences| and the tokens trained."""
     import yaml
-    from kaiyuan_nb.core import read_json
+    from kaiyuan_nb.core import get_scale, read_json
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "tokens.npz", **tokens)
-    recipe = {"data": {"kind": "tokens", "path": "tokens.npz", "vocab_size": vocab_size},
+    global_batch = get_scale(scale).batch_size
+    recipe = {"data": {"kind": "tokens", "path": "tokens.npz", "vocab_size": vocab_size, "batch_size": global_batch,
+                       "micro_batch": global_batch // 2},
               "train": {"lr": 3e-3, "total_steps": steps, "schedule": "cosine", "warmup_steps": 1, "z_loss": 1e-4}}
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    cpu_only = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU: the same check on any machine
     def run(name: str, world: int, *extra: Any) -> dict[str, Any]:
         argv = ["--recipe", out_dir / "recipe.yaml", "--scale", scale, "--out", out_dir / name, "--seed", seed,
                 "--world-size", world, *extra]
-        proc = subprocess.run(train_command(argv, world), capture_output=True, text=True)
+        proc = subprocess.run(train_command(argv, world), capture_output=True, text=True, env=cpu_only)
         if proc.returncode:
             raise RuntimeError(f"kaiyuan-train ({name}, {world} processes) failed:\n{proc.stderr[-3000:]}")
         return read_json(out_dir / name / "result.json")
@@ -1154,6 +1179,30 @@ def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.n
             "resume_world_change_max_abs_diff": max_abs_param_diff(out_dir / "world2", out_dir / "switch"),
             "switch_worlds": [1, switched["world_size"]], "switch_windows": switched["windows"],
             "tokens": two["tokens"] + one["tokens"] + switched["tokens"]}
+
+# %% ../nbs/03_trainer.ipynb #d015
+def gpu_time_estimate(results: dict[str, dict[str, Any]], peak_tflops: float = 989.0, mfu: float = 0.30,
+                      window_minutes: float = 10.0) -> "pd.DataFrame":
+    """Per chapter: tokens and 6·N·D FLOPs at the gpu scale, scaled from the report-scale tokens in
+    `results` (chapter -> results JSON) by the ratio of the scales' `train_tokens`, and the hours and
+    windows they take at `peak_tflops` × `mfu`."""
+    import pandas as pd
+    from kaiyuan_nb.core import SCALES
+    from kaiyuan_nb.model import config_for_scale, param_counts
+    if not (peak_tflops > 0 and 0 < mfu <= 1 and window_minutes > 0):
+        raise ConfigError(f"gpu_time_estimate: need peak_tflops > 0, 0 < mfu <= 1, window_minutes > 0; "
+                          f"got {peak_tflops}, {mfu}, {window_minutes}")
+    ratio = SCALES["gpu"].train_tokens / SCALES["report"].train_tokens
+    n = param_counts(config_for_scale("gpu"))["matmul"]
+    rows = {}
+    for chapter, r in sorted(results.items()):
+        if r.get("scale") != "report" or not r.get("tokens_trained"):
+            continue
+        tokens = r["tokens_trained"] * ratio
+        hours = 6 * n * tokens / (peak_tflops * 1e12 * mfu) / 3600
+        rows[chapter] = {"report tokens": r["tokens_trained"], "gpu tokens": tokens, "gpu FLOPs": 6 * n * tokens,
+                         "hours": hours, "windows": math.ceil(60 * hours / window_minutes)}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 # %% ../nbs/03_trainer.ipynb #c022
 @dataclass(frozen=True)
@@ -1169,6 +1218,8 @@ class TrainerBudget:
     bench_threads: tuple[int, ...] = (0,)  # torch threads of each benchmark (0: all cores)
     threads: int = 0  # torch CPU threads for the chapter (0: all). Smoke models are tiny: on cores shared
     # with other jobs one thread avoids OpenMP threads waiting on each other; report/gpu use all cores.
+    ddp_steps: int = 4  # steps of the DDP check (2 processes vs 1, and a world-size change half-way)
+    ddp_scale: str | None = None  # scale whose model and batch the DDP check (on CPU) uses; None: the chapter's
 
 BUDGETS = {
     "smoke": TrainerBudget(train_steps=30, eval_every=10, eval_windows=8, resume_steps=8, bench_rounds=2,
@@ -1176,5 +1227,5 @@ BUDGETS = {
     "report": TrainerBudget(train_steps=24, eval_every=8, eval_windows=32, resume_steps=12, bench_rounds=6,
                             bench_steps=1, peak_n=2048, bench_threads=(1, 2)),
     "gpu": TrainerBudget(train_steps=2000, eval_every=200, eval_windows=256, resume_steps=20, bench_rounds=10,
-                         bench_steps=5, peak_n=8192),
+                         bench_steps=5, peak_n=8192, ddp_scale="smoke"),
 }

@@ -18,21 +18,24 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 STEPS = 6
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU, as in CI
 
 
-def write_recipe(d: Path, name: str, batch_size: int = 8, grad_accum: int = 1) -> Path:
-    "A tiny model on two real-text byte streams (the json package's decoder and encoder sources)."
+def write_recipe(d: Path, name: str, micro_batch: int | None = 4) -> Path:
+    """A tiny model on two real-text byte streams (the json package's decoder and encoder sources); a global
+    batch of 8 rows, run as micro-batches of `micro_batch` rows per process (None: the whole batch at once)."""
     import json.decoder, json.encoder
     if not (d / "tokens.npz").exists():
         np.savez(d / "tokens.npz", **{n: np.frombuffer(Path(m.__file__).read_bytes(), dtype=np.uint8).astype(np.int32)
                                       for n, m in (("decoder", json.decoder), ("encoder", json.encoder))})
     path = d / name
     path.write_text(
-        f"data: {{kind: tokens, path: tokens.npz, vocab_size: 256, batch_size: {batch_size}, seq_len: 32,\n"
+        f"data: {{kind: tokens, path: tokens.npz, vocab_size: 256, batch_size: 8, seq_len: 32,\n"
+        + (f"       micro_batch: {micro_batch},\n" if micro_batch else "") +
         "       weights: {decoder: 1, encoder: 2}}\n"
         "model: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2}\n"
-        f"train: {{lr: 1.0e-2, total_steps: {STEPS}, warmup_steps: 2, schedule: cosine, z_loss: 1.0e-3, grad_accum: {grad_accum}}}\n")
+        f"train: {{lr: 1.0e-2, total_steps: {STEPS}, warmup_steps: 2, schedule: cosine, z_loss: 1.0e-3,\n"
+        "        device: cpu, precision: fp32}\n")  # in-process runs stay on CPU where a GPU is visible
     return path
 
 
@@ -59,8 +62,8 @@ def ddp_worker(d: Path) -> None:
 
 
 def test_ddp_matches_one_process_and_resumes_across_world_sizes(tmp_path):
-    write_recipe(tmp_path, "r8.yaml")
-    write_recipe(tmp_path, "r4a2.yaml", batch_size=4, grad_accum=2)
+    write_recipe(tmp_path, "r8.yaml")  # 2 processes: 1 micro-batch of 4 rows each; 1 process: 2 accumulated
+    write_recipe(tmp_path, "r8full.yaml", micro_batch=None)  # 1 process, all 8 rows at once
     assert train_main(run_args(tmp_path, "r8.yaml", "cut_1to2", "--max-steps", "3")) == 0
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
                 str(HERE), "worker", str(tmp_path)]
@@ -69,13 +72,14 @@ def test_ddp_matches_one_process_and_resumes_across_world_sizes(tmp_path):
     full = read_json(tmp_path / "ddp_full" / "result.json")
     assert (full["world_size"], full["finished"], full["windows"]) == (2, True, 1)
     assert not (tmp_path / "ddp_full" / "checkpoints" / "step_000006.pt.tmp").exists()
-    # 1 process × the full batch, and 1 process × half the batch × 2 accumulation steps
-    assert train_main(run_args(tmp_path, "r8.yaml", "one_full")) == 0
-    assert train_main(run_args(tmp_path, "r4a2.yaml", "one_accum")) == 0
-    for single in ("one_full", "one_accum"):
+    # 1 process × the full batch by accumulating the same two halves: the same sums (halving is exact)
+    assert train_main(run_args(tmp_path, "r8.yaml", "one_accum")) == 0
+    # 1 process × the full batch at once: other sums, equal to float precision
+    assert train_main(run_args(tmp_path, "r8full.yaml", "one_full")) == 0
+    for single, tol in (("one_accum", 1e-6), ("one_full", 1e-5)):
         assert read_json(tmp_path / single / "result.json")["world_size"] == 1
-        assert max_abs_param_diff(tmp_path / "ddp_full", tmp_path / single) <= 1e-5
-        assert read_json(tmp_path / single / "result.json")["losses"] == pytest.approx(full["losses"], abs=1e-5)
+        assert max_abs_param_diff(tmp_path / "ddp_full", tmp_path / single) <= tol
+        assert read_json(tmp_path / single / "result.json")["losses"] == pytest.approx(full["losses"], abs=tol)
     # stopped after 3 steps and resumed with the same command: the uninterrupted run, bit for bit
     cut = read_json(tmp_path / "ddp_cut" / "result.json")
     assert (cut["world_size"], cut["windows"], cut["step"]) == (2, 2, STEPS)
@@ -86,7 +90,7 @@ def test_ddp_matches_one_process_and_resumes_across_world_sizes(tmp_path):
     for switched, worlds in (("cut_2to1", 1), ("cut_1to2", 2)):
         res = read_json(tmp_path / switched / "result.json")
         assert (res["world_size"], res["windows"], res["step"]) == (worlds, 2, STEPS)
-        assert max_abs_param_diff(tmp_path / "ddp_full", tmp_path / switched) <= 1e-5
+        assert max_abs_param_diff(tmp_path / "ddp_full", tmp_path / switched) <= 1e-6  # same micro-batches
 
 
 def test_gpu_dryrun_runs_world_2_in_windows_and_exports(tmp_path):
@@ -115,6 +119,8 @@ def test_gpu_dryrun_runs_world_2_in_windows_and_exports(tmp_path):
     ("data: {kind: tokens, path: t.npz}\ntrain: {lr: 3e-3}", "train.lr: expected float"),
     ("data: {kind: tokens, path: t.npz}\ntrain: {warmup: 3}", "train.warmup: unknown key"),
     ("data: {kind: tokens, path: t.npz}\nexport: true", "export: a release needs a tokenizer"),
+    ("data: {kind: tokens, path: t.npz, micro_batch: 3}", "data.micro_batch: 3 rows × 1 process(es) do not divide"),
+    ("data: {kind: tokens, path: t.npz, micro_batch: 2}\ntrain: {grad_accum: 2}", "data.micro_batch and train.grad_accum"),
     ("data: {kind: text, files: {a: nothing*.txt}}", "data.files.a: 'nothing*.txt' matches no file"),
     ("data: {kind: tokens, path: t.npz, vocab_size: 10}", "data.vocab_size: 10, but"),
     ("data: {kind: tokens, path: t.npz}\nmodel: {hidden_sise: 3}", "model: config_for_scale: unknown KaiyuanConfig field"),

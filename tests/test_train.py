@@ -114,7 +114,10 @@ def test_loader_epochs_shuffle_and_state():
     ld2 = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=5, seed=3)
     ld2.load_state_dict(st)
     assert torch.equal(ld2.next_batch(), nxt)
-    other = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=4, seed=3)
+    halves = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=10, batch_size=1, seed=3)
+    halves.load_state_dict(st)  # the position counts rows: another batch size continues the same rows
+    assert torch.equal(torch.cat([halves.next_batch() for _ in range(5)]), nxt)
+    other = MixtureLoader({"a": np.arange(101, dtype=np.int32)}, {"a": 1}, seq_len=9, batch_size=5, seed=3)
     with pytest.raises(ConfigError, match="different data or loader settings"):
         other.load_state_dict(st)
 
@@ -228,6 +231,24 @@ def test_resume_errors_name_the_file(tmp_path):
     bad.write_bytes(b"this is not a checkpoint")
     with pytest.raises(ConfigError, match=str(bad)):
         train(tiny_model(), tiny_loader(), cfg(total_steps=4), tmp_path / "y")
+
+
+def test_resume_keeps_the_global_batch(tmp_path):
+    "grad_accum may change on resume when grad_accum × loader batch (the global batch) does not; otherwise an error."
+    full = train(tiny_model(), tiny_loader(batch_size=4), cfg(total_steps=4, grad_clip=None))
+    train(tiny_model(), tiny_loader(batch_size=4), cfg(total_steps=4, grad_clip=None), tmp_path, callbacks=[_StopAt(2)])
+    with pytest.raises(ConfigError, match="global batch of 4 rows per step, this run has 8"):
+        train(tiny_model(), tiny_loader(batch_size=8), cfg(total_steps=4, grad_clip=None), tmp_path)
+    split = train(tiny_model(), tiny_loader(batch_size=2), cfg(total_steps=4, grad_clip=None, grad_accum=2), tmp_path)
+    assert split.losses[:2] == full.losses[:2] and split.losses == pytest.approx(full.losses, abs=1e-5)
+
+
+class _StopAt(Callback):
+    def __init__(self, n):
+        self.n = n
+
+    def on_step_end(self, state, record):
+        state.stop = state.step >= self.n
 
 
 def test_average_checkpoints(tmp_path):
