@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import math
+import re
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -24,12 +25,14 @@ import yaml
 from .core import ConfigError, Scale, atomic_write_bytes, get_scale, pick_budget, repo_root
 
 # %% auto #0
-__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'DEFAULT_TASKS', 'EXTRA_TASKS', 'EVAL_BUDGETS', 'MC_METRICS', 'LM_EVAL_GROUP',
-           'EXPERIMENTS', 'eval_manifest', 'eval_file', 'read_jsonl', 'MCItem', 'ClozeItem', 'load_foundry_mc',
-           'load_hellaswag', 'load_winogrande', 'load_mmlu', 'load_xcopa', 'load_cmmlu', 'load_lambada', 'TaskInfo',
+__all__ = ['XCOPA_CONNECTORS', 'TASKS', 'REPORT_ITEMS', 'DEFAULT_TASKS', 'EVAL_BUDGETS', 'MC_METRICS', 'CONTINUOUS_METRICS',
+           'AVERAGED_METRICS', 'LM_EVAL_GROUP', 'EXPERIMENTS', 'eval_manifest', 'eval_file', 'read_jsonl', 'MCItem',
+           'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande', 'load_mmlu', 'load_xcopa', 'load_cmmlu',
+           'load_ceval', 'load_c3', 'agieval_option_text', 'load_agieval', 'load_lambada', 'TaskInfo', 'task_item_ids',
            'load_task', 'prefix_token_id', 'encode_pairs', 'score_requests', 'document_nll', 'bits_per_byte',
-           'arithmetic_problems', 'greedy_generate', 'bootstrap_ci', 'EvalBudget', 'EvalSuite', 'heldout_texts',
-           'default_suite', 'mc_item_metrics', 'evaluate', 'write_lm_eval_tasks', 'harness_agreement', 'EvalExperiment']
+           'arithmetic_problems', 'greedy_generate', 'bootstrap_stats', 'bootstrap_ci', 'EvalBudget', 'EvalSuite',
+           'heldout_texts', 'default_suite', 'mc_item_metrics', 'average_rows', 'evaluate', 'write_lm_eval_tasks',
+           'harness_agreement', 'EvalExperiment']
 
 # %% ../nbs/04_evaluation.ipynb #c005
 def eval_manifest(task: str) -> dict[str, Any]:
@@ -133,89 +136,120 @@ class ClozeItem:
     continuation: str
 
 # %% ../nbs/04_evaluation.ipynb #c011
+def _load_rows(path: str | Path, item_of_row: Callable[[dict, str], Any]) -> list:
+    "Every row of a JSONL file through `item_of_row(row, where)`; `where` ('file:line') is for error messages."
+    return [item_of_row(row, f"{path}:{lineno}") for lineno, row in read_jsonl(path)]
+
+def _letter_gold(row: dict, key: str, letters: str, where: str) -> int:
+    "The gold index of a row whose answer is an option letter."
+    answer = _get(row, key, str, where)
+    if answer not in tuple(letters):
+        raise ConfigError(f"{where}: field {key!r} should be one of {'/'.join(letters)}, got {answer!r}")
+    return letters.index(answer)
+
 def load_foundry_mc(path: str | Path, suffix: str = "\nAnswer:") -> list[MCItem]:
-    "llm-foundry gauntlet rows `{query, choices, gold}` (ARC, PIQA, COPA, BoolQ): context = query + suffix."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
-        query = _get(row, "query", str, where)
+    "Rows `{query, choices, gold}` (llm-foundry's ARC, PIQA, COPA, BoolQ; SIQA, CommonsenseQA, MMLU-Pro): context = query + suffix."
+    def item(row: dict, where: str) -> MCItem:
         choices = _choices(row, "choices", where)
-        items.append(MCItem.shared_context(query + suffix, choices, _gold(row, "gold", len(choices), where)))
-    return items
+        return MCItem.shared_context(_get(row, "query", str, where) + suffix, choices, _gold(row, "gold", len(choices), where))
+    return _load_rows(path, item)
 
 def load_hellaswag(path: str | Path) -> list[MCItem]:
     "HellaSwag rows `{ctx, endings[4], label}`; ctx is already 'activity_label: context'."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
+    def item(row: dict, where: str) -> MCItem:
         endings = _choices(row, "endings", where, n=4)
-        items.append(MCItem.shared_context(_get(row, "ctx", str, where).strip(), [e.strip() for e in endings],
-                                           _gold(row, "label", 4, where)))
-    return items
+        return MCItem.shared_context(_get(row, "ctx", str, where).strip(), [e.strip() for e in endings],
+                                     _gold(row, "label", 4, where))
+    return _load_rows(path, item)
 
 def load_winogrande(path: str | Path) -> list[MCItem]:
     "WinoGrande rows `{context_options[2], continuation, gold}`: partial scoring of the shared suffix."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
+    def item(row: dict, where: str) -> MCItem:
         options = _choices(row, "context_options", where, n=2)
         rest = _get(row, "continuation", str, where).strip()
         if not rest:
             raise ConfigError(f"{where}: field 'continuation' is empty")
-        items.append(MCItem(tuple(options), (" " + rest,) * 2, _gold(row, "gold", 2, where), (rest, rest)))
-    return items
+        return MCItem(tuple(options), (" " + rest,) * 2, _gold(row, "gold", 2, where), (rest, rest))
+    return _load_rows(path, item)
 
 def load_mmlu(path: str | Path) -> list[MCItem]:
     "MMLU rows `{subject, question, choices[4], answer}`, cloze style with the harness's subject header."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
+    def item(row: dict, where: str) -> MCItem:
         subject = _get(row, "subject", str, where).replace("_", " ")
         question = _get(row, "question", str, where).strip()
         choices = _choices(row, "choices", where, n=4)
         context = f"The following are questions about {subject}.\n\nQuestion: {question}\nAnswer:"
-        items.append(MCItem.shared_context(context, [c.strip() for c in choices], _gold(row, "answer", 4, where)))
-    return items
+        return MCItem.shared_context(context, [c.strip() for c in choices], _gold(row, "answer", 4, where))
+    return _load_rows(path, item)
 
+
+# %% ../nbs/04_evaluation.ipynb #c011b
 XCOPA_CONNECTORS = {"cause": "因为", "effect": "所以"}
 
 def load_xcopa(path: str | Path) -> list[MCItem]:
     "XCOPA rows `{premise, choice1, choice2, question: cause|effect, label}` (Chinese, no spaces)."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
+    def item(row: dict, where: str) -> MCItem:
         question = _get(row, "question", str, where)
         if question not in XCOPA_CONNECTORS:
             raise ConfigError(f"{where}: field 'question' should be 'cause' or 'effect', got {question!r}")
         premise = _get(row, "premise", str, where).strip().rstrip("。.")
         options = [_get(row, "choice1", str, where), _get(row, "choice2", str, where)]
-        items.append(MCItem.shared_context(premise + XCOPA_CONNECTORS[question], options,
-                                           _gold(row, "label", 2, where), sep=""))
-    return items
+        return MCItem.shared_context(premise + XCOPA_CONNECTORS[question], options, _gold(row, "label", 2, where), sep="")
+    return _load_rows(path, item)
+
+def _lettered_fields(path: str | Path, question: str, answer: str, header: Callable[[dict, str], str]) -> list[MCItem]:
+    "Rows with options in fields `A`..`D` and the gold letter: context = header(row) + '题目：question\\n答案：'."
+    def item(row: dict, where: str) -> MCItem:
+        options = [_get(row, k, str, where).strip() for k in "ABCD"]
+        context = f"{header(row, where)}题目：{_get(row, question, str, where).strip()}\n答案："
+        return MCItem.shared_context(context, options, _letter_gold(row, answer, "ABCD", where), sep="")
+    return _load_rows(path, item)
 
 def load_cmmlu(path: str | Path) -> list[MCItem]:
     "CMMLU rows `{Question, A, B, C, D, Answer: letter}`, cloze style."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
-        options = [_get(row, k, str, where).strip() for k in "ABCD"]
-        answer = _get(row, "Answer", str, where)
-        if answer not in ("A", "B", "C", "D"):
-            raise ConfigError(f"{where}: field 'Answer' should be one of A/B/C/D, got {answer!r}")
-        context = f"题目：{_get(row, 'Question', str, where).strip()}\n答案："
-        items.append(MCItem.shared_context(context, options, "ABCD".index(answer), sep=""))
-    return items
+    return _lettered_fields(path, "Question", "Answer", lambda row, where: "")
+
+def load_ceval(path: str | Path) -> list[MCItem]:
+    "C-Eval rows `{subject_zh, question, A, B, C, D, answer: letter}`, cloze style under the official exam header."
+    return _lettered_fields(path, "question", "answer", lambda row, where:
+                            f"以下是中国关于{_get(row, 'subject_zh', str, where)}考试的单项选择题。\n\n")
+
+def load_c3(path: str | Path) -> list[MCItem]:
+    "C3 rows `{context: [paragraphs or turns], question, choice[2-4], label}`: passage + '问：…\\n答：' + choice."
+    def item(row: dict, where: str) -> MCItem:
+        passage = _get(row, "context", list, where)
+        if not all(isinstance(p, str) for p in passage):
+            raise ConfigError(f"{where}: field 'context' should be a list of strings, got {passage!r:.80}")
+        choices = _choices(row, "choice", where)
+        context = "\n".join(passage) + f"\n问：{_get(row, 'question', str, where).strip()}\n答："
+        return MCItem.shared_context(context, choices, _gold(row, "label", len(choices), where), sep="")
+    return _load_rows(path, item)
+
+def agieval_option_text(option: str, letter: str) -> str:
+    "An AGIEval option without its letter: upstream writes '(A)text', 'A．text', 'A text' or, rarely, no letter."
+    return re.sub(rf"^\s*(\({letter}\)|{letter}(?=[\s．.、:：]))[\s．.、:：]*", "", option).strip()
+
+def load_agieval(path: str | Path) -> list[MCItem]:
+    "AGIEval rows `{passage|null, question, options ['(A)…', …], label: letter}`: '问题：…\\n答案：' + option text."
+    def item(row: dict, where: str) -> MCItem:
+        options = _choices(row, "options", where)
+        letters = "ABCDEFGHIJ"[:len(options)]
+        texts = [agieval_option_text(o, k) for k, o in zip(letters, options)]
+        if not all(texts):
+            raise ConfigError(f"{where}: field 'options' has an option with no text after its letter: {options!r:.80}")
+        context = f"问题：{row.get('passage') or ''}{_get(row, 'question', str, where).strip()}\n答案："
+        return MCItem.shared_context(context, texts, _letter_gold(row, "label", letters, where), sep="")
+    return _load_rows(path, item)
 
 def load_lambada(path: str | Path) -> list[ClozeItem]:
     "LAMBADA rows `{context, continuation}`: predict the last word."
-    items = []
-    for lineno, row in read_jsonl(path):
-        where = f"{path}:{lineno}"
+    def item(row: dict, where: str) -> ClozeItem:
         word = _get(row, "continuation", str, where).strip()
         if not word:
             raise ConfigError(f"{where}: field 'continuation' is empty")
-        items.append(ClozeItem(_get(row, "context", str, where).rstrip(), " " + word))
-    return items
+        return ClozeItem(_get(row, "context", str, where).rstrip(), " " + word)
+    return _load_rows(path, item)
+
 
 # %% ../nbs/04_evaluation.ipynb #c013
 @dataclass(frozen=True)
@@ -236,8 +270,15 @@ TASKS: dict[str, TaskInfo] = {t.name: t for t in [
     TaskInfo("winogrande", "winogrande", load_winogrande, "en", "pronoun resolution, partial scoring (2-way)"),
     TaskInfo("boolq", "foundry_mc", load_foundry_mc, "en", "yes/no reading comprehension (2-way)"),
     TaskInfo("mmlu", "mmlu", load_mmlu, "en", "57-subject knowledge, cloze style (4-way)"),
+    TaskInfo("siqa", "foundry_mc", lambda p: load_foundry_mc(p, suffix=""), "en", "social commonsense (3-way; license unstated, eval only)"),
+    TaskInfo("commonsense_qa", "foundry_mc", lambda p: load_foundry_mc(p, suffix=""), "en", "commonsense concepts (5-way)"),
+    TaskInfo("mmlu_pro", "foundry_mc", lambda p: load_foundry_mc(p, suffix=""), "en", "14-field hard knowledge, cloze style (3-10-way)"),
     TaskInfo("xcopa_zh", "xcopa", load_xcopa, "zh", "Chinese causal reasoning (2-way)"),
     TaskInfo("cmmlu", "cmmlu", load_cmmlu, "zh", "Chinese knowledge, cloze style (4-way; CC-BY-NC-SA, eval only)"),
+    TaskInfo("ceval", "ceval", load_ceval, "zh", "Chinese exams, 52 subjects, cloze style (4-way; CC-BY-NC-SA, eval only)"),
+    TaskInfo("c3", "c3", load_c3, "zh", "Chinese reading comprehension (2-4-way; non-commercial, eval only)"),
+    TaskInfo("agieval_gaokao", "agieval", load_agieval, "zh", "Gaokao exam questions, 7 subjects (4-way)"),
+    TaskInfo("agieval_logiqa_zh", "agieval", load_agieval, "zh", "Chinese logical reasoning (4-way; CC-BY-NC-SA, eval only)"),
     TaskInfo("lambada_openai", "lambada", load_lambada, "en", "last-word cloze on novels"),
 ]}
 
@@ -249,15 +290,20 @@ def _all_items(task: str) -> tuple:
         raise ConfigError(f"data_manifests/eval_{task}.yaml: format {manifest['format']!r}, expected {info.fmt!r}")
     return tuple(info.loader(eval_file(task)))
 
-def load_task(task: str, n: int | None = None, seed: int = 0) -> list[MCItem | ClozeItem]:
-    "Items of a vendored task; `n` of them chosen by a seeded permutation (all when `n` is None or larger)."
+def task_item_ids(task: str, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Which items `load_task(task, n, seed)` picks: row positions in the vendored file (stable across runs, so
+    per-item results of different checkpoints and seeds pair up). All rows in order when `n` is None or larger."""
     if task not in TASKS:
         raise ConfigError(f"eval task {task!r}: unknown; known tasks are {sorted(TASKS)}")
-    items = _all_items(task)
-    if n is None or n >= len(items):
-        return list(items)
-    order = np.random.default_rng(seed).permutation(len(items))[:n]
-    return [items[i] for i in order]
+    total = len(_all_items(task))
+    if n is None or n >= total:
+        return np.arange(total)
+    return np.random.default_rng(seed).permutation(total)[:n]
+
+def load_task(task: str, n: int | None = None, seed: int = 0) -> list[MCItem | ClozeItem]:
+    "Items of a vendored task; `n` of them chosen by a seeded permutation (all when `n` is None or larger)."
+    items = _all_items(task) if task in TASKS else None
+    return [items[i] for i in task_item_ids(task, n, seed)]
 
 # %% ../nbs/04_evaluation.ipynb #c018
 def _accepts(model: torch.nn.Module, name: str) -> bool:
@@ -567,37 +613,43 @@ def greedy_generate(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[st
     return outs
 
 # %% ../nbs/04_evaluation.ipynb #c030
+def bootstrap_stats(values: np.ndarray, weights: np.ndarray | None = None, n_boot: int = 1000,
+                    seed: int = 0) -> np.ndarray:
+    "`n_boot` seeded bootstrap replicates of mean(values), or of sum(values)/sum(weights) when `weights` is given."
+    values = np.asarray(values, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
+    return values[idx].sum(1) / (np.asarray(weights, dtype=float)[idx].sum(1) if weights is not None else len(values))
+
 def bootstrap_ci(values: np.ndarray, weights: np.ndarray | None = None, n_boot: int = 1000,
                  seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     "Percentile bootstrap CI of mean(values), or of sum(values)/sum(weights) when `weights` is given."
-    values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return (float("nan"), float("nan"))
-    idx = np.random.default_rng(seed).integers(0, len(values), size=(n_boot, len(values)))
-    stats = values[idx].sum(1) / (np.asarray(weights, dtype=float)[idx].sum(1) if weights is not None else len(values))
-    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    lo, hi = np.quantile(bootstrap_stats(values, weights, n_boot, seed), [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
 
 # %% ../nbs/04_evaluation.ipynb #c033
 @dataclass(frozen=True)
 class EvalBudget:
-    "Per-scale knobs of the evaluation suite (besides `scale.eval_items`)."
+    "Per-scale knobs of the evaluation suite."
     tasks: tuple[str, ...]
+    items: int  # per benchmark task (all when a task has fewer)
     bpb_docs_per_domain: int  # held-out documents per domain
     bpb_doc_bytes: int  # each document cut to at most this many UTF-8 bytes
     arith_items: int
     batch_tokens: int
     n_boot: int
 
-DEFAULT_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "copa", "winogrande", "mmlu", "xcopa_zh")
-EXTRA_TASKS = ("cmmlu", "lambada_openai", "boolq")  # vendored and scored, in the gpu suite by default
+REPORT_ITEMS = 120  # items per task at report scale: 18 tasks within the 60 s suite budget (see above)
+DEFAULT_TASKS = tuple(TASKS)  # the report suite: every vendored task, en and zh
 
 EVAL_BUDGETS = {
-    "smoke": EvalBudget(("arc_easy", "hellaswag", "winogrande", "mmlu", "xcopa_zh", "lambada_openai"),
+    "smoke": EvalBudget(("arc_easy", "hellaswag", "winogrande", "mmlu", "xcopa_zh", "c3", "lambada_openai"), items=40,
                         bpb_docs_per_domain=6, bpb_doc_bytes=600, arith_items=40, batch_tokens=4096, n_boot=300),
-    "report": EvalBudget(DEFAULT_TASKS, bpb_docs_per_domain=20, bpb_doc_bytes=1000, arith_items=400,
+    "report": EvalBudget(DEFAULT_TASKS, items=REPORT_ITEMS, bpb_docs_per_domain=20, bpb_doc_bytes=1000, arith_items=400,
                          batch_tokens=4096, n_boot=1000),
-    "gpu": EvalBudget(DEFAULT_TASKS + EXTRA_TASKS, bpb_docs_per_domain=500, bpb_doc_bytes=8000, arith_items=2000,
+    "gpu": EvalBudget(DEFAULT_TASKS, items=2000, bpb_docs_per_domain=500, bpb_doc_bytes=8000, arith_items=2000,
                       batch_tokens=65536, n_boot=1000),
 }
 
@@ -640,11 +692,11 @@ def heldout_texts(corpus: Any, docs_per_domain: int, doc_bytes: int) -> dict[str
     return out
 
 def default_suite(scale: str | Scale, corpus: Any = None, seed: int = 0, **overrides: Any) -> EvalSuite:
-    "The suite a scale evaluates: `scale.eval_items` per task; bpb per domain when a prepared corpus is given."
+    "The suite a scale evaluates (its `EVAL_BUDGETS` entry); bpb per domain when a prepared corpus is given."
     scale = get_scale(scale)
     budget = pick_budget(EVAL_BUDGETS, scale)
     bpb = heldout_texts(corpus, budget.bpb_docs_per_domain, budget.bpb_doc_bytes) if corpus is not None else {}
-    kw = dict(tasks=budget.tasks, items=scale.eval_items, bpb_texts=bpb, arith_items=budget.arith_items,
+    kw = dict(tasks=budget.tasks, items=budget.items, bpb_texts=bpb, arith_items=budget.arith_items,
               seq_len=scale.model.seq_len, batch_tokens=budget.batch_tokens, n_boot=budget.n_boot, seed=seed)
     kw.update(overrides)
     return EvalSuite(**kw)
@@ -666,20 +718,26 @@ def _task_requests(tokenizer: Any, task: str, items: list) -> tuple[list, list[i
     return cache[key]
 
 MC_METRICS = ("acc", "acc_norm", "acc_bytes")  # lm-evaluation-harness's names and definitions
+CONTINUOUS_METRICS = ("gold_logprob_per_byte", "margin")  # ours: no chance level, higher is better
+AVERAGED_METRICS = ("acc", "acc_norm") + CONTINUOUS_METRICS
 
 def mc_item_metrics(items: Sequence[MCItem], logprobs: Sequence[float]) -> dict[str, np.ndarray]:
     """Per item 0/1 `acc` (argmax of the options' log-probabilities), `acc_norm` (argmax of log-probability per
-    character of the choice text) and `acc_bytes` (per UTF-8 byte of it); `logprobs` lists every option of every item."""
+    character of the choice text) and `acc_bytes` (per UTF-8 byte of it); `gold_logprob_per_byte` (the gold option's
+    log-probability per byte) and `margin` (that minus the best wrong option's). `logprobs` lists every option of every item."""
     lp = np.asarray(logprobs, dtype=float)
     if len(lp) != sum(len(it.choices) for it in items):
         raise ConfigError(f"mc_item_metrics: {len(lp)} log-probabilities for {sum(len(it.choices) for it in items)} options")
-    out, k = {m: np.zeros(len(items)) for m in MC_METRICS}, 0
+    out, k = {m: np.zeros(len(items)) for m in MC_METRICS + CONTINUOUS_METRICS}, 0
     for i, it in enumerate(items):
         opt = lp[k:k + len(it.choices)]
         chars = np.array([len(c) for c in it.choices], dtype=float)
         nbytes = np.array([len(c.encode("utf-8")) for c in it.choices], dtype=float)
         for metric, score in zip(MC_METRICS, (opt, opt / chars, opt / nbytes)):
             out[metric][i] = float(np.argmax(score) == it.gold)
+        per_byte = opt / nbytes
+        out["gold_logprob_per_byte"][i] = per_byte[it.gold]
+        out["margin"][i] = per_byte[it.gold] - np.delete(per_byte, it.gold).max()
         k += len(it.choices)
     return out
 
@@ -695,7 +753,9 @@ def _row(task: str, metric: str, per_item: np.ndarray, chance: float, suite: Eva
                 chance=chance, n=len(per_item))
 
 def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, progress: bool,
-             stats: dict[str, int]) -> list[dict]:
+             stats: dict[str, int], per_item: dict[str, dict[str, list]]) -> list[dict]:
+    "Result rows of one benchmark task; its per-item values go into `per_item[task]`."
+    ids = task_item_ids(task, suite.items, suite.seed)
     items = load_task(task, suite.items, suite.seed)
     reqs, gids = _task_requests(tokenizer, task, items)
     scores = score_requests(model, reqs, gids, suite.seq_len, suite.batch_tokens, pad,
@@ -706,18 +766,39 @@ def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, 
         acc = scores["greedy"].astype(float)
         chance_acc = float(np.mean(np.exp(-ntok * math.log(vocab))))
         chance_ppl = float(np.exp(ntok.mean() * math.log(vocab)))
+        per_item[task] = {"item": ids.tolist(), "acc": acc.tolist(), "logprob": scores["logprob"].tolist()}
         return [_row(task, "acc", acc, chance_acc, suite),
                 _row(task, "ppl", -scores["logprob"], chance_ppl, suite, transform=math.exp)]
-    per_item = mc_item_metrics(items, scores["logprob"])
+    metrics = mc_item_metrics(items, scores["logprob"])
     chance = float(np.mean([1 / len(it.continuations) for it in items]))
-    return [_row(task, metric, per_item[metric], chance, suite) for metric in MC_METRICS]
+    per_item[task] = {"item": ids.tolist(), "chance": chance, **{m: v.tolist() for m, v in metrics.items()}}
+    return ([_row(task, metric, metrics[metric], chance, suite) for metric in MC_METRICS]
+            + [_row(task, metric, metrics[metric], math.nan, suite) for metric in CONTINUOUS_METRICS])
+
+def average_rows(per_item: dict[str, dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Rows `avg`, `avg/<language>` per metric of `AVERAGED_METRICS`: the mean over multiple-choice tasks of the task
+    means (OpenSeek's averaged score), CI by resampling every task's items independently; chance = mean of the tasks'."""
+    tasks = [t for t in per_item if "margin" in per_item[t]]
+    groups = {"avg": tasks} | {f"avg/{lang}": [t for t in tasks if TASKS[t].language == lang]
+                               for lang in sorted({TASKS[t].language for t in tasks})}
+    rows = []
+    for name, members in groups.items():
+        for metric in AVERAGED_METRICS:
+            values = [np.asarray(per_item[t][metric], dtype=float) for t in members]
+            boots = np.mean([bootstrap_stats(v, None, n_boot, seed + k) for k, v in enumerate(values)], axis=0)
+            lo, hi = np.quantile(boots, [0.025, 0.975])
+            chance = float(np.mean([per_item[t]["chance"] for t in members])) if metric in MC_METRICS else math.nan
+            rows.append(dict(task=name, metric=metric, value=float(np.mean([v.mean() for v in values])),
+                             ci_low=float(lo), ci_high=float(hi), chance=chance, n=int(sum(map(len, values)))))
+    return rows
 
 def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress: bool = True) -> pd.DataFrame:
     """Evaluate `model` on `suite`: a DataFrame with columns task, metric, value, ci_low, ci_high, chance, n.
 
     `df.attrs["seconds"]` holds the wall time per task, `df.attrs["total_seconds"]` the total and
     `df.attrs["cpu_seconds"]` the process CPU time (all threads; on a shared machine wall time is noisy),
-    `df.attrs["tokens"]` / `["padded_tokens"]` the tokens scored by forward passes (without arithmetic)."""
+    `df.attrs["tokens"]` / `["padded_tokens"]` the tokens scored by forward passes (without arithmetic), and
+    `df.attrs["per_item"][task]` the per-item values (`item` = row position in the vendored file) of every task."""
     from tqdm.auto import tqdm
     if not isinstance(suite, EvalSuite):
         raise ConfigError(f"evaluate: suite should be an EvalSuite (see default_suite), got {type(suite).__name__}")
@@ -726,6 +807,7 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
     seconds: dict[str, float] = {}
     t_all, cpu_all = time.perf_counter(), time.process_time()
     stats: dict[str, int] = {}
+    per_item: dict[str, dict[str, Any]] = {}
     jobs = [("task", t) for t in suite.tasks] + [("bpb", d) for d in suite.bpb_texts]
     jobs += [("arith", "arithmetic")] if suite.arith_items > 0 else []
     bar = tqdm(jobs, desc="evaluate", disable=not progress)
@@ -733,7 +815,7 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
         bar.set_postfix_str(name)
         t0 = time.perf_counter()
         if kind == "task":
-            rows += _eval_mc(model, tokenizer, name, suite, pad, progress, stats)
+            rows += _eval_mc(model, tokenizer, name, suite, pad, progress, stats, per_item)
         elif kind == "bpb":
             nll, nbytes = document_nll(model, tokenizer, suite.bpb_texts[name], suite.seq_len, suite.batch_tokens, stats)
             rows.append(_row(f"bpb/{name}", "bpb", nll / math.log(2), 8.0, suite, weights=nbytes))
@@ -745,11 +827,13 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress:
             hits = np.array([o.strip() == a for o, a in zip(outs, answers)], dtype=float)
             rows.append(_row("arithmetic", "exact_match", hits, chance, suite))
         seconds[name] = time.perf_counter() - t0
+    rows += average_rows(per_item, suite.n_boot, suite.seed)
     df = pd.DataFrame(rows, columns=["task", "metric", "value", "ci_low", "ci_high", "chance", "n"])
     df.attrs["seconds"] = seconds
     df.attrs["total_seconds"] = time.perf_counter() - t_all
     df.attrs["cpu_seconds"] = time.process_time() - cpu_all
     df.attrs.update(stats)
+    df.attrs["per_item"] = per_item
     return df
 
 # %% ../nbs/04_evaluation.ipynb #c036b

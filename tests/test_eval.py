@@ -102,6 +102,9 @@ GOOD = {
     "mmlu": {"subject": "anatomy", "question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 2},
     "xcopa": {"premise": "他哭了。", "choice1": "甲", "choice2": "乙", "question": "cause", "label": 1},
     "cmmlu": {"Question": "问", "A": "a", "B": "b", "C": "c", "D": "d", "Answer": "C"},
+    "ceval": {"subject_zh": "法学", "question": "问", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "B"},
+    "c3": {"context": ["男：你好。", "女：你好。"], "question": "他们在做什么？", "choice": ["打招呼", "吃饭"], "label": 0},
+    "agieval": {"question": "问", "passage": None, "options": ["(A)甲", "B．乙", "(C)丙"], "label": "B"},
     "lambada": {"context": "He said", "continuation": "hello"},
 }
 BAD = [  # (format, field change, expected message)
@@ -115,10 +118,16 @@ BAD = [  # (format, field change, expected message)
     ("mmlu", {"choices": ["a", "", "c", "d"]}, "field 'choices' should hold non-empty strings"),
     ("xcopa", {"question": "why"}, "field 'question' should be 'cause' or 'effect'"),
     ("cmmlu", {"Answer": "E"}, "field 'Answer' should be one of A/B/C/D"),
+    ("ceval", {"subject_zh": 3}, "field 'subject_zh' should be str"),
+    ("c3", {"context": ["a", 1]}, "field 'context' should be a list of strings"),
+    ("c3", {"label": 2}, "field 'label' = 2 is not an index into 2 options"),
+    ("agieval", {"label": "D"}, "field 'label' should be one of A/B/C, got 'D'"),
+    ("agieval", {"options": ["(A)甲", "(B)"]}, "field 'options' has an option with no text after its letter"),
     ("lambada", {"context": 3}, "field 'context' should be str"),
 ]
 LOADERS = {"foundry_mc": ev.load_foundry_mc, "hellaswag": ev.load_hellaswag, "winogrande": ev.load_winogrande,
-           "mmlu": ev.load_mmlu, "xcopa": ev.load_xcopa, "cmmlu": ev.load_cmmlu, "lambada": ev.load_lambada}
+           "mmlu": ev.load_mmlu, "xcopa": ev.load_xcopa, "cmmlu": ev.load_cmmlu, "lambada": ev.load_lambada,
+           "ceval": ev.load_ceval, "c3": ev.load_c3, "agieval": ev.load_agieval}
 
 
 @pytest.mark.parametrize("fmt,change,message", BAD)
@@ -148,6 +157,31 @@ def test_missing_field_and_broken_json(tmp_path, fmt):
 def _write(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def test_new_loaders_build_the_documented_prompts(tmp_path):
+    ceval, = ev.load_ceval(_write(tmp_path / "c.jsonl", [GOOD["ceval"]]))
+    assert ceval.contexts[0] == "以下是中国关于法学考试的单项选择题。\n\n题目：问\n答案：" and ceval.gold == 1
+    c3, = ev.load_c3(_write(tmp_path / "c3.jsonl", [GOOD["c3"]]))
+    assert c3.contexts[0] == "男：你好。\n女：你好。\n问：他们在做什么？\n答：" and c3.continuations == ("打招呼", "吃饭")
+    agi, = ev.load_agieval(_write(tmp_path / "a.jsonl", [GOOD["agieval"]]))
+    assert agi.choices == ("甲", "乙", "丙") and agi.gold == 1 and agi.contexts[0] == "问题：问\n答案："
+    assert ev.agieval_option_text("錀   第七周期", "A") == "錀   第七周期"  # no letter upstream: kept as is
+    assert ev.agieval_option_text("(A)、镶嵌", "A") == "镶嵌"
+
+
+def test_every_task_is_vendored_with_license_and_language():
+    "18 tasks (12 en, 6 zh); non-commercial or unlicensed sets are marked eval-only; every item loads."
+    assert len(TASKS) == 18 and sorted(t.language for t in TASKS.values()).count("zh") == 6
+    for name, info in TASKS.items():
+        m = eval_manifest(name)
+        assert m["role"] == "eval" and m["language"] == info.language and m["license"], name
+        assert (ROOT / "data" / "eval" / name / "SOURCE.md").exists(), name
+        nc = any(k in m["license"] for k in ("-NC-", "non-commercial", "NOASSERTION"))
+        assert m["eval_only"] is nc, name
+        assert len(load_task(name)) == m["rows"], name
+        assert (ROOT / m["files"][0]["path"]).stat().st_size < 2.1e6, name
+    assert {n for n in TASKS if eval_manifest(n)["eval_only"]} == {"cmmlu", "ceval", "c3", "agieval_logiqa_zh", "siqa"}
 
 
 def test_read_jsonl_rejects_non_objects(tmp_path):
@@ -257,7 +291,7 @@ def test_acc_and_acc_norm_bookkeeping(tok, monkeypatch):
         return out
     monkeypatch.setattr(ev, "score_requests", oracle)
     suite = EvalSuite(tasks=("arc_easy",), items=20, arith_items=0, n_boot=100)
-    df = evaluate(qwen3(len(tok)), tok, suite, progress=False).set_index("metric")
+    df = evaluate(qwen3(len(tok)), tok, suite, progress=False).query("task == 'arc_easy'").set_index("metric")
     assert df.loc["acc", "value"] == 1.0 and df.loc["acc", "chance"] == 0.25 and df.loc["acc", "n"] == 20
 
 
@@ -266,13 +300,17 @@ def test_mc_metrics_follow_the_harness_definitions():
     item = MCItem.shared_context("Q:", ["abcd", "éé", "xyz"], gold=0)  # 4/4, 2/4 and 3/3 characters/bytes
     assert item.choices == ("abcd", "éé", "xyz") and item.continuations[0] == " abcd"
     lp = [-2.0, -1.8, -1.7]  # argmax: raw → xyz, per character → abcd, per byte → éé (per byte of " "+choice → éé too)
-    got = {m: v.tolist() for m, v in ev.mc_item_metrics([item], lp).items()}
+    got = {m: v.tolist() for m, v in ev.mc_item_metrics([item], lp).items() if m in ev.MC_METRICS}
     assert got == {"acc": [0.0], "acc_norm": [1.0], "acc_bytes": [0.0]}
-    got = {m: v.tolist() for m, v in ev.mc_item_metrics([MCItem.shared_context("Q:", ["abcd", "éé", "xyz"], 1)], lp).items()}
-    assert got == {"acc": [0.0], "acc_norm": [0.0], "acc_bytes": [1.0]}
+    got = ev.mc_item_metrics([MCItem.shared_context("Q:", ["abcd", "éé", "xyz"], 1)], lp)
+    assert {m: got[m].tolist() for m in ev.MC_METRICS} == {"acc": [0.0], "acc_norm": [0.0], "acc_bytes": [1.0]}
+    # per byte: abcd -0.5, éé -0.45, xyz -0.5667; gold éé: its value, margin to the best wrong (abcd)
+    assert got["gold_logprob_per_byte"][0] == pytest.approx(-0.45) and got["margin"][0] == pytest.approx(0.05)
+    lost = ev.mc_item_metrics([item], lp)
+    assert lost["gold_logprob_per_byte"][0] == pytest.approx(-0.5) and lost["margin"][0] == pytest.approx(-0.05)
     wino = load_task("winogrande", 1)[0]  # one shared continuation: normalising cannot change the argmax
     assert len(set(wino.choices)) == 1
-    assert len({float(v[0]) for v in ev.mc_item_metrics([wino], [-3.0, -2.0]).values()}) == 1
+    assert len({float(v[0]) for m, v in ev.mc_item_metrics([wino], [-3.0, -2.0]).items() if m in ev.MC_METRICS}) == 1
     with pytest.raises(ConfigError, match="3 log-probabilities for 2 options"):
         ev.mc_item_metrics([wino], [-1.0, -2.0, -3.0])
     with pytest.raises(ConfigError, match="choices must be non-empty"):
@@ -305,15 +343,27 @@ def test_evaluate_frame_is_tidy_and_deterministic(tok):
                       bpb_texts={"en": docs, "zh": ("今天天气很好。我们去公园散步。",) * 3}, seq_len=128, n_boot=200)
     df = evaluate(model, tok, suite, progress=False)
     assert list(df.columns) == ["task", "metric", "value", "ci_low", "ci_high", "chance", "n"]
-    assert set(df.task) == {"copa", "winogrande", "xcopa_zh", "lambada_openai", "bpb/en", "bpb/zh", "arithmetic"}
+    assert set(df.task) == {"copa", "winogrande", "xcopa_zh", "lambada_openai", "bpb/en", "bpb/zh", "arithmetic",
+                            "avg", "avg/en", "avg/zh"}
     assert ((df.ci_low <= df.value + 1e-9) & (df.value <= df.ci_high + 1e-9)).all()
-    assert df.chance.notna().all() and (df.n > 0).all()
+    assert (df.chance.isna() == df.metric.isin(ev.CONTINUOUS_METRICS)).all() and (df.n > 0).all()
     r = df.set_index(["task", "metric"])
     assert r.loc[("copa", "acc"), "chance"] == 0.5 and r.loc[("bpb/en", "bpb"), "chance"] == 8.0
     assert r.loc[("bpb/en", "bpb"), "value"] == pytest.approx(bits_per_byte(model, tok, docs, seq_len=128), rel=1e-9)
     assert r.loc[("lambada_openai", "ppl"), "value"] > 1
     assert 0 < df.attrs["tokens"] <= df.attrs["padded_tokens"] < 2 * df.attrs["tokens"]
     assert set(df.attrs["seconds"]) == {"copa", "winogrande", "xcopa_zh", "lambada_openai", "bpb/en", "bpb/zh", "arithmetic"}
+    per = df.attrs["per_item"]
+    assert set(per) == {"copa", "winogrande", "xcopa_zh", "lambada_openai"}
+    for t in ("copa", "winogrande", "xcopa_zh"):  # per-task rows are the means of the per-item records
+        assert per[t]["item"] == ev.task_item_ids(t, 12).tolist()
+        for m in ev.MC_METRICS + ev.CONTINUOUS_METRICS:
+            assert r.loc[(t, m), "value"] == pytest.approx(np.mean(per[t][m]), abs=1e-12)
+        assert all((mg > 0) == (a == 1) for mg, a in zip(per[t]["margin"], per[t]["acc_bytes"]) if mg != 0)
+    for m in ev.AVERAGED_METRICS:
+        assert r.loc[("avg", m), "value"] == pytest.approx(np.mean([r.loc[(t, m), "value"] for t in ("copa", "winogrande", "xcopa_zh")]))
+        assert r.loc[("avg/zh", m), "value"] == pytest.approx(r.loc[("xcopa_zh", m), "value"])
+    assert r.loc[("avg/en", "acc"), "chance"] == 0.5 and r.loc[("avg", "acc"), "n"] == 36
     pd_again = evaluate(model, tok, suite, progress=False)
     assert pd_again.value.tolist() == df.value.tolist() and pd_again.ci_low.tolist() == df.ci_low.tolist()
 
@@ -335,11 +385,12 @@ def test_suite_validation_and_default_suite():
             assert split == "heldout"
             return [f"{s} doc {i} " * 400 for i in range(30)]
     suite = default_suite("report", corpus=FakeCorpus())
-    assert suite.items == get_scale("report").eval_items and suite.seq_len == get_scale("report").model.seq_len
+    assert suite.items == ev.EVAL_BUDGETS["report"].items and suite.seq_len == get_scale("report").model.seq_len
     assert set(suite.bpb_texts) == {"en-web", "zh"}
     en = suite.bpb_texts["en-web"]
     assert len(en) == ev.EVAL_BUDGETS["report"].bpb_docs_per_domain and en[0].startswith("a") and en[1].startswith("b")
     assert max(len(t.encode()) for t in en) <= ev.EVAL_BUDGETS["report"].bpb_doc_bytes
-    assert default_suite("smoke").items == get_scale("smoke").eval_items and default_suite("smoke").bpb_texts == {}
+    assert suite.tasks == tuple(TASKS) and len(suite.tasks) >= 18
+    assert default_suite("smoke").items == ev.EVAL_BUDGETS["smoke"].items and default_suite("smoke").bpb_texts == {}
     with pytest.raises(ConfigError, match="unknown scale"):
         default_suite("huge")

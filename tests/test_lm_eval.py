@@ -1,6 +1,6 @@
 """lm-evaluation-harness agrees with our evaluator item by item: a tiny random model is exported as a release folder
 (`export_release`), the harness (`lm_eval.simple_evaluate`, offline, on the task files of `write_lm_eval_tasks`)
-scores 20 items of ARC-Easy and of HellaSwag, and every item's `acc`, `acc_norm` and `acc_bytes` and every option's
+scores 20 items of ARC-Easy, HellaSwag and C-Eval, and every item's `acc`, `acc_norm` and `acc_bytes` and every option's
 log-likelihood equal those of `kaiyuan_nb.eval` on the same folder."""
 import os
 
@@ -16,7 +16,7 @@ from kaiyuan_nb.sft import load_sft_source
 lm_eval = pytest.importorskip("lm_eval", reason="the lm-eval extra is not installed")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TASKS, ITEMS = ("arc_easy", "hellaswag"), 20
+TASKS, ITEMS = ("arc_easy", "hellaswag", "ceval"), 20  # ceval: a new Chinese task, no target delimiter
 
 
 @pytest.fixture(scope="module")
