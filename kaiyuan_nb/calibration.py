@@ -351,10 +351,10 @@ def train_probe(stream: np.ndarray, budget: CalibrationBudget, vocab_size: int, 
 
 def score_probe(model: "torch.nn.Module", tokenizer: Any, suite: Any) -> dict[str, Any]:
     """Per-item results of one probe on `suite` (an `EvalSuite`): for every multiple-choice task the correctness
-    by byte-normalized likelihood (`acc_norm`, 0/1) and the gold option's log-share among the options' per-byte
+    by length-normalized likelihood (`acc_norm`, 0/1, as lm-eval-harness defines it) and the gold option's log-share among the options' per-byte
     log-likelihoods (`gold_logprob`), the task's chance; for every bpb domain each document's NLL (nats) and
     UTF-8 bytes. `performance` is the higher-is-better summary per task (acc_norm, or −bits per byte)."""
-    from kaiyuan_nb.eval import document_nll, encode_pairs, load_task, score_requests
+    from kaiyuan_nb.eval import document_nll, encode_pairs, load_task, mc_item_metrics, score_requests
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: dict[str, Any] = {"performance": {}, "chance": {}, "items": {}, "docs": {}}
     for task in suite.tasks:
@@ -363,10 +363,9 @@ def score_probe(model: "torch.nn.Module", tokenizer: Any, suite: Any) -> dict[st
         gids = [i for i, it in enumerate(items) for _ in it.contexts]
         lp = score_requests(model, reqs, gids, suite.seq_len, suite.batch_tokens, pad)["logprob"]
         nbytes = np.array([max(1, len(k.encode("utf-8"))) for it in items for k in it.continuations], dtype=float)
-        acc, gold, k = np.zeros(len(items)), np.zeros(len(items)), 0
+        acc, gold, k = mc_item_metrics(items, lp)["acc_norm"], np.zeros(len(items)), 0
         for i, it in enumerate(items):
             norm = lp[k:k + len(it.continuations)] / nbytes[k:k + len(it.continuations)]
-            acc[i] = float(np.argmax(norm) == it.gold)
             gold[i] = float(norm[it.gold] - (norm.max() + np.log(np.exp(norm - norm.max()).sum())))
             k += len(it.continuations)
         out["items"][task] = {"acc_norm": acc.tolist(), "gold_logprob": gold.tolist()}
@@ -624,8 +623,7 @@ def accuracy_claim(records: Sequence[dict], id: str, claim: str, task: str, arm_
                 f"gold-option log-share {gold.estimate:+.4f} [{gold.ci[0]:+.4f}, {gold.ci[1]:+.4f}] nats")
     return (paper_claim(id, claim, KAIYUAN_CALIBRATION, metric, "+", eff, evidence, paper_effect,
                         at_chance=not any(above)),
-            {f"gold_logprob_diff_{task}": gold.estimate, f"gold_logprob_diff_{task}_ci_low": gold.ci[0],
-             f"gold_logprob_diff_{task}_ci_high": gold.ci[1]})
+            effect_metrics(f"gold_logprob_diff_{task}", gold, with_mde=False))
 
 # %% ../nbs/06_calibration.ipynb #c035c2
 def quality_rank_claim(records: Sequence[dict], source: str) -> dict:
