@@ -27,8 +27,8 @@ import torch
 
 # %% auto #0
 __all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_FIELDS', 'README_BEGIN', 'README_END',
-           'CLAIM_COLUMNS', 'CHAPTER_RE', 'CHROMIUM_ARGS', 'REMOTE_IMPORT', 'KATEX_DIR', 'ModelSize', 'Scale',
-           'ConfigError', 'get_scale', 'pick_budget', 'seed_everything', 'pick_device', 'training_precision',
+           'CLAIM_COLUMNS', 'CHAPTER_RE', 'INJECTED_NOTE', 'CHROMIUM_ARGS', 'REMOTE_IMPORT', 'KATEX_DIR', 'ModelSize',
+           'Scale', 'ConfigError', 'get_scale', 'pick_budget', 'seed_everything', 'pick_device', 'training_precision',
            'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load',
            'repo_root', 'default_run_dir', 'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit',
            'package_versions', 'machine_info', 'load_average', 'notebook_code', 'code_hash', 'computed_at_commit',
@@ -611,15 +611,19 @@ def _relative_paths(value: Any, root: Path) -> Any:
         return {k: _relative_paths(v, root) for k, v in value.items()}
     return value
 
+INJECTED_NOTE = "# The saved outputs come from this run (commented out: Run All uses the parameters cell above)"
+
 def saved_notebook(nb_path: Path, root: Path) -> bytes:
-    """The executed notebook as committed: papermill's injected-parameters cell tagged `remove-cell` for the docs,
-    and outputs and prose naming project-relative paths, not this machine's (code cells are left alone)."""
+    """The executed notebook as committed: papermill's injected-parameters cell commented out and tagged
+    `remove-cell`, outputs and prose naming project-relative paths, not this machine's (code cells are left alone)."""
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
+        if "injected-parameters" in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"] if "remove-cell" not in tags else tags
+            cell.source = "\n".join([INJECTED_NOTE] + [l if l.startswith("#") else f"# {l}"
+                                                        for l in cell.source.splitlines() if l.strip()])
         if cell.cell_type == "markdown":
             cell.source = _relative_paths(cell.source, root)
         if "outputs" in cell:

@@ -38,3 +38,12 @@ def test_every_chapter_is_in_the_site_sidebar():
     quarto = (ROOT / "_quarto.yml").read_text(encoding="utf-8")
     missing = [p.name for p in NOTEBOOKS if re.match(r"\d\d_", p.name) and f"- nbs/{p.name}" not in quarto]
     assert not missing, f"_quarto.yml's sidebar misses {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_run_all_uses_the_default_parameters(path):
+    "A saved report run's injected parameters are commented out, so Run All in JupyterLab stays at the defaults."
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    live = [i for i, c in enumerate(nb["cells"]) if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+            and any(line.strip() and not line.lstrip().startswith("#") for line in c["source"])]
+    assert not live, f"{path.name}: injected-parameters cell(s) {live} would override the defaults on Run All"
