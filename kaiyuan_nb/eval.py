@@ -26,13 +26,13 @@ from .core import ConfigError, Scale, atomic_write_bytes, get_scale, pick_budget
 
 # %% auto #0
 __all__ = ['XCOPA_CONNECTORS', 'TASKS', 'REPORT_ITEMS', 'DEFAULT_TASKS', 'EVAL_BUDGETS', 'MC_METRICS', 'CONTINUOUS_METRICS',
-           'AVERAGED_METRICS', 'LM_EVAL_GROUP', 'EXPERIMENTS', 'eval_manifest', 'eval_file', 'read_jsonl', 'MCItem',
-           'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande', 'load_mmlu', 'load_xcopa', 'load_cmmlu',
-           'load_ceval', 'load_c3', 'agieval_option_text', 'load_agieval', 'load_lambada', 'TaskInfo', 'task_item_ids',
-           'load_task', 'prefix_token_id', 'encode_pairs', 'score_requests', 'document_nll', 'bits_per_byte',
-           'arithmetic_problems', 'greedy_generate', 'bootstrap_stats', 'bootstrap_ci', 'EvalBudget', 'EvalSuite',
-           'heldout_texts', 'default_suite', 'mc_item_metrics', 'average_rows', 'evaluate', 'write_lm_eval_tasks',
-           'harness_agreement', 'EvalExperiment']
+           'CONTINUOUS_CHANCE', 'AVERAGED_METRICS', 'LM_EVAL_GROUP', 'EXPERIMENTS', 'eval_manifest', 'eval_file',
+           'read_jsonl', 'MCItem', 'ClozeItem', 'load_foundry_mc', 'load_hellaswag', 'load_winogrande', 'load_mmlu',
+           'load_xcopa', 'load_cmmlu', 'load_ceval', 'load_c3', 'agieval_option_text', 'load_agieval', 'load_lambada',
+           'TaskInfo', 'task_item_ids', 'load_task', 'prefix_token_id', 'encode_pairs', 'score_requests',
+           'document_nll', 'bits_per_byte', 'arithmetic_problems', 'greedy_generate', 'bootstrap_stats', 'bootstrap_ci',
+           'EvalBudget', 'EvalSuite', 'heldout_texts', 'default_suite', 'mc_item_metrics', 'average_rows', 'evaluate',
+           'write_lm_eval_tasks', 'harness_agreement', 'EvalExperiment']
 
 # %% ../nbs/04_evaluation.ipynb #c005
 def eval_manifest(task: str) -> dict[str, Any]:
@@ -718,7 +718,9 @@ def _task_requests(tokenizer: Any, task: str, items: list) -> tuple[list, list[i
     return cache[key]
 
 MC_METRICS = ("acc", "acc_norm", "acc_bytes")  # lm-evaluation-harness's names and definitions
-CONTINUOUS_METRICS = ("gold_logprob_per_byte", "margin")  # ours: no chance level, higher is better
+CONTINUOUS_METRICS = ("gold_logprob_per_byte", "margin")  # ours, higher is better
+# the no-knowledge baselines: a uniform byte model (like bpb's 8 bits), a model that cannot tell the options apart
+CONTINUOUS_CHANCE = {"gold_logprob_per_byte": -math.log(256), "margin": 0.0}
 AVERAGED_METRICS = ("acc", "acc_norm") + CONTINUOUS_METRICS
 
 def mc_item_metrics(items: Sequence[MCItem], logprobs: Sequence[float]) -> dict[str, np.ndarray]:
@@ -773,7 +775,7 @@ def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, 
     chance = float(np.mean([1 / len(it.continuations) for it in items]))
     per_item[task] = {"item": ids.tolist(), "chance": chance, **{m: v.tolist() for m, v in metrics.items()}}
     return ([_row(task, metric, metrics[metric], chance, suite) for metric in MC_METRICS]
-            + [_row(task, metric, metrics[metric], math.nan, suite) for metric in CONTINUOUS_METRICS])
+            + [_row(task, metric, metrics[metric], CONTINUOUS_CHANCE[metric], suite) for metric in CONTINUOUS_METRICS])
 
 def average_rows(per_item: dict[str, dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Rows `avg`, `avg/<language>` per metric of `AVERAGED_METRICS`: the mean over multiple-choice tasks of the task
@@ -787,7 +789,8 @@ def average_rows(per_item: dict[str, dict[str, Any]], n_boot: int = 1000, seed: 
             values = [np.asarray(per_item[t][metric], dtype=float) for t in members]
             boots = np.mean([bootstrap_stats(v, None, n_boot, seed + k) for k, v in enumerate(values)], axis=0)
             lo, hi = np.quantile(boots, [0.025, 0.975])
-            chance = float(np.mean([per_item[t]["chance"] for t in members])) if metric in MC_METRICS else math.nan
+            chance = (float(np.mean([per_item[t]["chance"] for t in members])) if metric in MC_METRICS
+                      else CONTINUOUS_CHANCE[metric])
             rows.append(dict(task=name, metric=metric, value=float(np.mean([v.mean() for v in values])),
                              ci_low=float(lo), ci_high=float(hi), chance=chance, n=int(sum(map(len, values)))))
     return rows
