@@ -295,7 +295,9 @@ class CurriculumLoader:
         return {"fingerprint": self._fingerprint(), "cursor": self.cursor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("fingerprint") != self._fingerprint():
+        "Restore a position; the cursor counts windows, so another split of the same global batch continues it."
+        rows_only = lambda f: {k: v for k, v in (f or {}).items() if k != "batch_size"}
+        if rows_only(state.get("fingerprint")) != rows_only(self._fingerprint()):
             raise ConfigError("CurriculumLoader.load_state_dict: the checkpoint was written for a different "
                               f"stream or shape ({state.get('fingerprint')} vs {self._fingerprint()})")
         self.cursor = int(state["cursor"])
