@@ -66,6 +66,7 @@ _COUNT_KEYS = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd",
 class Fp16Counter:
     "Per site kind: values rounded to inf / flushed to 0 (forward and gradients) and the largest |x| seen."
     def __init__(self) -> None:
+        self.count_underflow = True  # off: skip the two counting passes (the monitor counts only on stats steps)
         self.reset()
 
     def reset(self) -> None:
@@ -78,31 +79,48 @@ class Fp16Counter:
             e = self._stats[kind] = {**{k: 0 for k in _COUNT_KEYS}, "amax_fwd": 0.0, "amax_bwd": 0.0}
         return e
 
-    def record(self, x: torch.Tensor, y: torch.Tensor, kind: str, direction: str) -> None:
-        """Count, for `x` rounded to float16 as `y`: new infs, flushed non-zeros and the largest |x|
-        (taken before rounding, so an overflow shows as a value beyond 65504)."""
-        if x.numel() == 0:
-            return
-        e = self._entry(kind)
-        x, y = x.detach(), y.detach()
+    def _before(self, x: torch.Tensor) -> tuple[float, int, int]:
+        "(max |x| ignoring nan, infs in x, non-zeros in x) of a tensor about to be rounded (counts only when needed)."
         lo, hi = torch.aminmax(x)
         amax = max(-float(lo), float(hi))
         if amax != amax:  # x holds a nan (downstream of an earlier overflow): max over the rest
             rest = x[~torch.isnan(x)]
             amax = float(rest.abs().max()) if rest.numel() else 0.0
-        key = f"amax_{direction}"
-        e[key] = max(e[key], amax)
-        if not amax < FP16_OVERFLOW:  # cheap test first: overflow is only possible from 65520 on
-            e[f"overflow_{direction}"] += int(torch.isinf(y).sum() - torch.isinf(x).sum())
-        e[f"underflow_{direction}"] += int(torch.count_nonzero(x) - torch.count_nonzero(y))
+        infs = int(torch.isinf(x).sum()) if not amax < FP16_OVERFLOW else 0  # overflow is only possible from 65520 on
+        return amax, infs, int(torch.count_nonzero(x)) if self.count_underflow else 0
+
+    def _after(self, kind: str, direction: str, before: tuple[float, int, int], y: torch.Tensor) -> None:
+        "Add what rounding to `y` did, given `_before` of the value it came from."
+        amax, infs, nonzero = before
+        e = self._entry(kind)
+        e[f"amax_{direction}"] = max(e[f"amax_{direction}"], amax)
+        if not amax < FP16_OVERFLOW:
+            e[f"overflow_{direction}"] += int(torch.isinf(y).sum()) - infs
+        if self.count_underflow:
+            e[f"underflow_{direction}"] += nonzero - int(torch.count_nonzero(y))
         if direction == "fwd":
-            e["values_fwd"] += x.numel()
+            e["values_fwd"] += y.numel()
+
+    def record(self, x: torch.Tensor, y: torch.Tensor, kind: str, direction: str) -> None:
+        """Count, for `x` rounded to float16 as `y`: new infs, flushed non-zeros and the largest |x|
+        (taken before rounding, so an overflow shows as a value beyond 65504)."""
+        if x.numel():
+            self._after(kind, direction, self._before(x.detach()), y.detach())
 
     def round(self, x: torch.Tensor, kind: str, direction: str = "fwd") -> torch.Tensor:
         "Round `x` through float16 and count what the rounding did."
         y = fp16_round(x)
         self.record(x, y, kind, direction)
         return y
+
+    def round_(self, x: torch.Tensor, kind: str) -> torch.Tensor:
+        "`round` of a forward value, in place (no new tensor: for large fresh outputs such as the logits)."
+        if x.numel():
+            x = x.detach()
+            before = self._before(x)
+            x.copy_(x.to(torch.float16))
+            self._after(kind, "fwd", before, x)
+        return x
 
     def counts(self) -> dict[str, dict[str, float]]:
         "Per site kind: overflow_fwd/bwd, underflow_fwd/bwd, values_fwd, amax_fwd/bwd."
@@ -133,6 +151,21 @@ class _Fp16Round(torch.autograd.Function):
         g = fp16_round(grad)
         ctx.counter.record(grad, g, ctx.kind, "bwd")
         return (g if ctx.do_round else grad), None, None, None
+
+class _Fp16RoundInplace(torch.autograd.Function):
+    "`_Fp16Round` of a fresh tensor that nothing else holds (a linear's output), rounded in place."
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, counter: Fp16Counter, kind: str) -> torch.Tensor:
+        ctx.counter, ctx.kind = counter, kind
+        counter.round_(x, kind)
+        ctx.mark_dirty(x)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        g = fp16_round(grad)
+        ctx.counter.record(grad, g, ctx.kind, "bwd")
+        return g, None, None
 
 def fp16_cast(x: torch.Tensor, counter: Fp16Counter, kind: str = "linear_out", apply: bool = True) -> torch.Tensor:
     "Differentiable float16 rounding of `x` (value and gradient), counted under `kind`; `apply=False` only counts."
@@ -212,7 +245,10 @@ class Fp16Emulation:
         def forward(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
             w = emu._cast(lin.weight, "weight")
             b = None if lin.bias is None else emu._cast(lin.bias, "weight")
-            return emu._cast(F.linear(emu._cast(x, "linear_in"), w, b), out_kind)
+            out = F.linear(emu._cast(x, "linear_in"), w, b)
+            if emu.mode == "round":  # the linear's output is fresh: round it in place
+                return _Fp16RoundInplace.apply(out, emu.counter, out_kind)
+            return emu._cast(out, out_kind)
         return forward
 
     def _hook(self, kind: str) -> Callable:
@@ -457,7 +493,9 @@ class StabilityMonitor(Callback):
         self._in_step = True
         self._scale = float(self.mp.scaler.get_scale()) if self.mp.scaler.is_enabled() else 1.0
         last = state.step == state.cfg.total_steps - 1
-        self._stats_step = self.probe is not None and (state.step % self.stats_every == 0 or last)
+        stats = state.step % self.stats_every == 0 or last
+        self.mp.counter.count_underflow = stats  # overflows and max |x| are counted on every step
+        self._stats_step = self.probe is not None and stats
         if self._stats_step:
             self.probe.start()
 
@@ -466,12 +504,13 @@ class StabilityMonitor(Callback):
         counts = self.mp.counter.counts()
         tot = self.mp.counter.totals()
         record.update(scale=self._scale, overflow_fwd=int(tot["overflow_fwd"]), overflow_bwd=int(tot["overflow_bwd"]),
-                      underflow_bwd=int(tot["underflow_bwd"]),
+                      underflow_bwd=int(tot["underflow_bwd"]) if self.mp.counter.count_underflow else None,
                       amax={k: _finite_or_none(v["amax_fwd"]) for k, v in counts.items() if k != "weight"})
         record.pop("sources", None)
         if self._stats_step:
             record["probe"] = self.probe.stop()
         self.mp.counter.reset()
+        self.mp.counter.count_underflow = True
         self.skip_run = self.skip_run + 1 if record["skipped"] else 0
         if self.skip_run >= self.max_skip_run:
             self.stop_reason = f"{self.skip_run} skipped steps in a row (loss scale {self._scale:g})"
@@ -578,7 +617,7 @@ def _summarise(spec: RunSpec, result: Any, monitor: StabilityMonitor, heldout: f
         "final_loss": _finite_or_none(result.final_loss(10)) if hist else None,
         "heldout_loss": heldout, "skipped_steps": int(sum(h["skipped"] for h in hist)),
         "overflow_fwd": overflow_fwd, "overflow_bwd": int(sum(h["overflow_bwd"] for h in hist)),
-        "underflow_bwd": int(sum(h["underflow_bwd"] for h in hist)),
+        "underflow_bwd": int(sum(h["underflow_bwd"] for h in hist if h["underflow_bwd"] is not None)),  # stats steps
         "max_abs_activation": _finite_or_none(max_act), "activation_overflowed": bool(overflow_fwd > 0),
         "failed_step": failed,
         "tokens_per_s": result.tokens_per_s,
@@ -749,16 +788,18 @@ def throughput_benchmark(budget: StabilityBudget, data: StabilityData, rounds: i
             mp = MixedPrecision(model, prec, dev, sites=kaiyuan_fp16_sites(model))
             runs[f"{prec}/{v}"] = (model, mp, torch.optim.AdamW(model.parameters(), lr=1e-4), [])
     with torch_threads(budget.threads if dev.type == "cpu" else 0):
-        _interleave(runs, rounds, batch, dev)
+        _interleave(runs, rounds, batch, dev, budget.stats_every)
     for _, mp, _, _ in runs.values():
         mp.close()
     tokens = budget.batch_size * budget.seq_len
     return {name: tokens / float(np.median(times)) for name, (_, _, _, times) in runs.items()}
 
-def _interleave(runs: dict[str, tuple], rounds: int, batch: torch.Tensor, dev: torch.device) -> None:
-    "Time one training step of every run in turn, `rounds` times (after a warm-up round)."
+def _interleave(runs: dict[str, tuple], rounds: int, batch: torch.Tensor, dev: torch.device, stats_every: int) -> None:
+    """Time one training step of every run in turn, `rounds` times (after a warm-up round); as in a run,
+    underflows are counted on every `stats_every`-th step only."""
     for r in range(rounds + 1):
         for name, (model, mp, opt, times) in runs.items():
+            mp.counter.count_underflow = r % stats_every == 1
             t0 = time.perf_counter()
             with mp.autocast():
                 logits = model(input_ids=batch[:, :-1], use_cache=False).logits
@@ -919,14 +960,14 @@ def plot_headroom_trends(sweep: list[dict[str, Any]], depth_runs: list[dict[str,
 def formula_figure() -> Any:
     "Figure (a) as an image: each formula next to the exported model lines that implement it."
     import matplotlib.pyplot as plt
-    from kaiyuan_nb.model import KaiyuanDecoderLayer, KaiyuanForCausalLM, LMLossFunction
+    from kaiyuan_nb.model import KaiyuanDecoderLayer, KaiyuanForCausalLM, lm_loss_grad_
     rows = [(r"pre-norm:  $h = x + \mathrm{Attn}(\mathrm{N}_1(x))$" "\n" r"$y = h + \mathrm{MLP}(\mathrm{N}_2(h))$"
              "\n\n" r"sandwich:  $h = x + \mathrm{N}_3(\mathrm{Attn}(\mathrm{N}_1(x)))$" "\n"
              r"$y = h + \mathrm{N}_4(\mathrm{MLP}(\mathrm{N}_2(h)))$",
              source_excerpt(KaiyuanDecoderLayer.forward, ["self_attn(", "mlp(", "return x", "x = x"])),
             (r"soft-cap:  $z \leftarrow c\,\tanh(z / c)$",
              source_excerpt(KaiyuanForCausalLM.forward, ["cap = self.config", "torch.tanh"])),
-            ("soft-cap, training path\n(fused with the cross-entropy)", source_excerpt(LMLossFunction, ["tanh_()", "1 - tanh"]))]
+            ("soft-cap, training path\n(fused with the cross-entropy)", source_excerpt(lm_loss_grad_, ["tanh_()", "1 - tanh", "t.square_()"]))]
     fig, axes = plt.subplots(len(rows), 2, figsize=(15, 5.6), gridspec_kw={"width_ratios": [1, 2.3]})
     for (formula, code), (ax_f, ax_c) in zip(rows, axes):
         head, body = code.split("```python\n")

@@ -236,6 +236,9 @@ def test_run_is_deterministic_cached_and_json_safe(tmp_path, monkeypatch):
     b = run_stability(spec(), data, tmp_path / "b")
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
     assert a["steps_run"] == 4 and len(a["probes"]) == 3  # steps 0, 2 and the last
+    # underflows are counted on the statistics steps only; overflows and max |x| on every step
+    assert [h["underflow_bwd"] is not None for h in a["history"]] == [True, False, True, True]
+    assert all(h["amax"] and h["overflow_fwd"] == 0 for h in a["history"])
     assert (tmp_path / "a" / f"{spec().key}.json").exists()
     import kaiyuan_nb.stability as st
     monkeypatch.setattr(st, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError("retrained")))
@@ -285,3 +288,43 @@ def test_a_forward_overflow_ends_the_run_and_is_recorded(tmp_path):
     ref = run_stability(spec(lr=3.0, steps=30, precision="fp32"), synthetic_data(), tmp_path)
     assert ref["overflow_fwd"] > 0  # fp32 observes the same would-be overflows ...
     assert ref["steps_run"] > rec["steps_run"]  # ... and keeps going
+
+
+def test_counter_in_place_rounding_equals_rounding():
+    x = torch.tensor([1e-9, -3e-8, 1.0, 70000.0, -1e6, 0.0, 2.0 ** -25, 3e-5])
+    a, b = Fp16Counter(), Fp16Counter()
+    y = a.round(x, "logits")
+    z = x.clone()
+    assert b.round_(z, "logits").data_ptr() == z.data_ptr()
+    assert torch.equal(y, z) and a.counts() == b.counts()
+    assert a.counts()["logits"]["overflow_fwd"] == 2 and a.counts()["logits"]["underflow_fwd"] == 2  # 1e-9, 2^-25
+
+
+@pytest.mark.parametrize("embed_scale", [1.0, 3e5])  # 3e5: embeddings overflow float16 on every step
+def test_fast_counting_keeps_overflows_amax_and_values(embed_scale):
+    "Steps with `count_underflow=False` give the same values, overflow counts and max |x| as full counting."
+    def run(count_underflow: bool):
+        torch.manual_seed(0)
+        model = tiny_model()
+        with torch.no_grad():
+            model.model.embed_tokens.weight.mul_(embed_scale)
+        mp = MixedPrecision(model, "fp16-emulated", sites=kaiyuan_fp16_sites(model))
+        mp.counter.count_underflow = count_underflow
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-2)
+        g = torch.Generator().manual_seed(1)
+        steps = []
+        for _ in range(4):
+            batch = torch.randint(0, 256, (2, 13), generator=g)
+            logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+            fwd = {k: (v["overflow_fwd"], v["amax_fwd"]) for k, v in mp.counter.counts().items()}
+            info = mp.backward_step(F.cross_entropy(logits.reshape(-1, 256), batch[:, 1:].reshape(-1)), opt)
+            steps.append((fwd, info.overflow_fwd, info.overflow_bwd, info.skipped, info.underflow_bwd))
+        mp.close()
+        return steps, [p.detach().clone() for p in model.parameters()]
+    full, p_full = run(True)
+    fast, p_fast = run(False)
+    assert [s[:4] for s in full] == [s[:4] for s in fast]
+    assert all(torch.equal(a, b) for a, b in zip(p_full, p_fast))
+    assert all(s[4] == 0 for s in fast)
+    if embed_scale > 1:
+        assert all(s[1] > 0 for s in full)
