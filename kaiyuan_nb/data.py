@@ -453,7 +453,7 @@ def batch_ngram_hashes(token_lists: list[list[str]], n: int) -> tuple[np.ndarray
     return grams[keep], doc[keep]
 
 # %% ../nbs/01_data.ipynb #c019
-DECONTAM_TASKS = ("arc_easy", "arc_challenge", "hellaswag", "piqa", "winogrande", "mmlu", "gsm8k", "xcopa_zh")
+DECONTAM_TASKS = tuple(sorted(p.stem.removeprefix("eval_") for p in manifest_dir().glob("eval_*.yaml")))  # every vendored eval set
 DECONTAM_N = 13
 
 def eval_task_dir(task: str) -> Path | None:

@@ -46,7 +46,7 @@ PRETRAIN_BUDGETS = {
     "smoke": PretrainBudget(warmup_steps=2, average_k=3, average_every=2, eval_every=8, curve_docs=3,
                             curve_doc_bytes=400, threads=1),
     "report": PretrainBudget(warmup_steps=10, average_k=6, average_every=6, eval_every=15, train_tokens=300_000,
-                             curve_docs=12, curve_doc_bytes=1000, suite_items=200),
+                             curve_docs=12, curve_doc_bytes=1000, suite_items=0),
     "gpu": PretrainBudget(lr=1e-3, warmup_steps=500, average_k=6, average_every=500, eval_every=1000,
                           curve_docs=200, curve_doc_bytes=4000),
 }

@@ -544,7 +544,7 @@ BUDGETS = {
                        checkpoint_every=6, threads=1),
     "report": SFTBudget(seq_len=512, batch_size=8, steps=48, lr=1e-3, warmup_steps=4, max_train_per_source=0,
                         heldout_fraction=0.05, heldout_per_source=32, gsm8k_items=100, gsm8k_max_new_tokens=192,
-                        prompts_per_source=24, reply_max_new_tokens=128, suite_items=100,
+                        prompts_per_source=24, reply_max_new_tokens=128, suite_items=60,
                         checkpoint_every=12),
     "gpu": SFTBudget(seq_len=2048, batch_size=32, steps=2000, lr=2e-4, warmup_steps=100, max_train_per_source=0,
                      heldout_fraction=0.05, heldout_per_source=400, gsm8k_items=1319, gsm8k_max_new_tokens=384,
