@@ -49,6 +49,7 @@ smoke: install
 
 report: install system-deps
 	$(BIN)/kaiyuan-report --scale report --in-place
+	$(BIN)/nbdev_clean  # drops papermill's metadata (it records this machine's paths)
 	$(PY) -c "from kaiyuan_nb.core import update_readme; update_readme('README.md', 'results')"
 	$(MAKE) docs
 

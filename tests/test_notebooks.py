@@ -11,7 +11,9 @@ MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|root|tmp|Users|opt|usr|var|m
 
 
 def _texts(nb: dict):
+    yield "-", "notebook metadata", json.dumps(nb.get("metadata", {}))  # papermill records input/output paths here
     for i, cell in enumerate(nb["cells"]):
+        yield i, "cell metadata", json.dumps(cell.get("metadata", {}))
         yield i, "source", "".join(cell["source"])
         for out in cell.get("outputs", []):
             text = out.get("text") or "".join(out.get("data", {}).get("text/plain", []))
