@@ -264,8 +264,9 @@ def results_dir_for(scale: str, run_dir: str | Path) -> Path:
 
 # %% ../nbs/00_core.ipynb #c019b
 LATEST = "LATEST"  # file in `<run_dir>/<chapter>/` naming the cache directory of the chapter's last finished run
-CHAPTER_NEEDS = {"07_curriculum": ("06_calibration",), "08_training": ("06_calibration",),
-                 "09_sft": ("08_training",), "10_release": ("08_training", "09_sft")}  # chapter -> chapters whose artifacts it reads (01's corpus builds on demand)
+CHAPTER_NEEDS = {"06_calibration": ("04_evaluation",), "07_curriculum": ("06_calibration",),
+                 "08_training": ("04_evaluation", "06_calibration"), "09_sft": ("04_evaluation", "08_training"),
+                 "10_release": ("08_training", "09_sft")}  # chapter -> chapters whose artifacts it reads (01's corpus builds on demand)
 
 def chapter_artifact(run_dir: str | Path, chapter: str, name: str) -> Path:
     "Path of artifact `name` that `chapter` wrote into its cache dir; a clear error naming the chapter when missing."

@@ -85,7 +85,7 @@ def test_missing_prerequisite_chapter_is_an_error(tmp_path):
     r = subprocess.run([str(Path(sys.executable).parent / "kaiyuan-report"), "--only", "09_sft",
                         "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2
-    assert "09_sft needs the artifacts of 08_training" in r.stderr
+    assert "09_sft needs the artifacts of 04_evaluation" in r.stderr
 
 def test_stale_lists_chapters_whose_code_changed(toy_nbs, tmp_path, results_tmp):
     cli = [str(Path(sys.executable).parent / "kaiyuan-report"), "--nbs-dir", str(toy_nbs),
