@@ -3,14 +3,14 @@ data_manifests/eval_<task>.yaml. Small sets are byte-identical copies; big ones 
 deterministically (numpy seed 0, rows kept in upstream order) so each task stays <= ~2 MB and the
 vendored eval data <= ~20 MB. A source given as a tuple of files is concatenated (each row gets
 `subset` = its file's stem; rows failing `SINGLE_ANSWER` are dropped). Non-commercial sets get
-`eval_only: true` in their manifest. Rerunning reproduces the same files and sha256s. Usage: python data/eval/vendor_eval.py"""
+`eval_only: true` in their manifest. Rerunning reproduces the same files and sha256s. Usage: python tools/vendor_eval.py"""
 import gzip, hashlib, json, re, shutil
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared" / "data" / "eval").resolve()
 SEED = 0
 
@@ -148,7 +148,7 @@ def main() -> None:
                f"all {keep} single-answer rows, concatenated with a `subset` field" if keep == len(lines) else
                f"deterministic subsample: {keep} rows, numpy.random.default_rng({SEED}).choice without replacement, upstream order")
         (out_dir / "SOURCE.md").write_text(
-            f"# data/eval/{task}\n\nVendored by data/eval/vendor_eval.py from ../shared/data/eval/{folder}/{src_name}: "
+            f"# data/eval/{task}\n\nVendored by tools/vendor_eval.py from ../shared/data/eval/{folder}/{src_name}: "
             f"{how}.\nFile here: {out_name} (sha256 {sha256(out)}).\n\n## Upstream SOURCE.md\n\n{src_md}", encoding="utf-8")
         manifest = {
             "name": f"eval_{task}", "role": "eval", "domain": f"eval-{lang}", "language": lang, "license": lic,

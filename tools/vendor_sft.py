@@ -7,13 +7,13 @@ plus provenance fields}. Rows that overlap an evaluation set are dropped here (e
 or a shared 13-word n-gram with any item of kaiyuan_nb.data.DECONTAM_TASKS, the check chapter 01 applies to
 pretraining data); the counts go into SOURCE.md and the manifest. Files are gzip JSONL written with mtime=0
 and compresslevel=9, so rerunning reproduces the same bytes and sha256s.
-Usage: .venv/bin/python data/sft/vendor_sft.py"""
+Usage: .venv/bin/python tools/vendor_sft.py"""
 import gzip, hashlib, io, json, re, shutil
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared" / "data").resolve()
 CALC = re.compile(r"<<[^>]*>>")
 
@@ -50,7 +50,7 @@ def vendor_eval_gsm8k() -> None:
     (dst / "SOURCE.md").write_text(
         (src / "SOURCE.md").read_text(encoding="utf-8")
         + "\n## Vendored copy (kaiyuan-nb)\n\nRows unchanged, re-compressed as gzip JSONL (mtime=0, level 9) by "
-          "`data/sft/vendor_sft.py`. Chapter 09 scores `test.jsonl.gz` (exact match after `#### `); "
+          "`tools/vendor_sft.py`. Chapter 09 scores `test.jsonl.gz` (exact match after `#### `); "
           "`test_socratic.jsonl.gz` holds the same problems and is kept so the 13-gram decontamination "
           "index of chapter 01 (which reads every file of this folder) stays what it was.\n", encoding="utf-8")
     manifest = {"name": "eval_gsm8k", "role": "eval", "domain": "eval-math", "language": "en", "license": "MIT",
@@ -153,7 +153,7 @@ def main() -> None:
             f"- Rows: {len(rows)} upstream, {len(kept)} kept; dropped as evaluation overlap: {dropped} "
             f"(exact GSM8K test question, or a 13-word n-gram shared with an item of {list(DECONTAM_TASKS)})\n"
             f"- File: `{name}.jsonl.gz` ({size:,} bytes, gzip mtime=0 level 9), sha256 `{sha}`\n"
-            f"- Reproduce: `.venv/bin/python data/sft/vendor_sft.py`\n\n"
+            f"- Reproduce: `.venv/bin/python tools/vendor_sft.py`\n\n"
             f"## Upstream SOURCE.md\n\n" + (src / "SOURCE.md").read_text(encoding="utf-8"), encoding="utf-8")
         manifest = {"name": f"sft_{name}", "role": "sft", "domain": spec["domain"], "language": spec["language"],
                     "license": spec["license"], "upstream": spec["upstream"],
