@@ -52,7 +52,7 @@ def _verified(path: str, sha256: str) -> Path:
     "Check a vendored file's sha256 once per process."
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: vendored eval file missing (run data/eval/vendor_eval.py)")
+        raise FileNotFoundError(f"{p}: vendored eval file missing (run tools/vendor_eval.py)")
     digest = hashlib.sha256(p.read_bytes()).hexdigest()
     if digest != sha256:
         raise ConfigError(f"{p}: sha256 {digest} does not match the manifest's {sha256}")
