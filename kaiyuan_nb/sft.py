@@ -26,17 +26,15 @@ from .core import (ConfigError, Scale, atomic_write_json, get_scale, pick_budget
                              repo_root)
 from .data import check_license, load_manifest, split_of, verify_files
 from .train import IGNORE_INDEX
-from .verdicts import Effect, check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
+
 
 # %% auto #0
-__all__ = ['ROLES', 'SFT_SOURCES', 'CONTROL_STRINGS', 'PACKING_METHODS', 'ANSWER_LINE', 'BUDGETS', 'SFT_PRACTICE',
-           'SFT_EFFECT_METRICS', 'BINARY_SFT_MEASURES', 'Conversation', 'validate_messages', 'load_sft_source',
-           'split_conversations', 'Example', 'check_chat_tokenizer', 'boundary_token_id', 'encode_chat',
-           'tokenize_conversations', 'labels_of', 'pack_lengths', 'packing_efficiency', 'PackedRows', 'pack_examples',
-           'segment_ids', 'block_causal_mask', 'packed_attention', 'PackedSFTLoader', 'assistant_loss', 'chat_generate',
-           'gsm8k_answer', 'numbers_equal', 'load_gsm8k_test', 'SFTBudget', 'SFTData', 'prepare_sft_data', 'load_base',
-           'run_sft', 'format_rates', 'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies',
-           'sft_item_diffs', 'sft_effects', 'sft_metrics', 'loop_rate', 'suite_metric_name', 'sft_claims']
+__all__ = ['ROLES', 'SFT_SOURCES', 'CONTROL_STRINGS', 'PACKING_METHODS', 'ANSWER_LINE', 'BUDGETS', 'Conversation',
+           'validate_messages', 'load_sft_source', 'split_conversations', 'Example', 'check_chat_tokenizer',
+           'boundary_token_id', 'encode_chat', 'tokenize_conversations', 'labels_of', 'pack_lengths',
+           'packing_efficiency', 'PackedRows', 'pack_examples', 'segment_ids', 'block_causal_mask', 'packed_attention',
+           'PackedSFTLoader', 'assistant_loss', 'chat_generate', 'gsm8k_answer', 'numbers_equal', 'load_gsm8k_test',
+           'SFTBudget', 'SFTData', 'balanced_subset', 'whole_batches', 'prepare_sft_data']
 
 # %% ../nbs/09_sft.ipynb #c005
 ROLES = ("system", "user", "assistant")
@@ -287,11 +285,12 @@ class PackedRows:
         idx = np.asarray(idx)
         return {k: torch.from_numpy(getattr(self, k)[idx]) for k in ("input_ids", "labels", "position_ids")}
 
-def pack_examples(examples: Sequence[Example], capacity: int, pad_id: int, method: str = "bfd") -> PackedRows:
-    "Pack tokenized examples into rows of `capacity` tokens (see `pack_lengths`)."
+def pack_examples(examples: Sequence[Example], capacity: int, pad_id: int, method: str = "bfd",
+                 groups: Sequence[Sequence[int]] | None = None) -> PackedRows:
+    "Pack tokenized examples into rows of `capacity` tokens (see `pack_lengths`), or into the given `groups` of indices."
     if not examples:
         raise ConfigError("pack_examples: no examples to pack")
-    rows = pack_lengths([len(e) for e in examples], capacity, method)
+    rows = [list(g) for g in groups] if groups is not None else pack_lengths([len(e) for e in examples], capacity, method)
     n = len(rows)
     ids = np.full((n, capacity), pad_id, np.int64)
     labels = np.full((n, capacity), IGNORE_INDEX, np.int64)
@@ -307,7 +306,8 @@ def pack_examples(examples: Sequence[Example], capacity: int, pad_id: int, metho
             at += len(e)
         pos[r, at:] = np.arange(capacity - at)
         sources.append(examples[max(members, key=lambda i: len(examples[i]))].source)
-    return PackedRows(ids, labels, pos, sources, len(examples), int(sum(len(e) for e in examples)))
+    members = [i for g in rows for i in g]
+    return PackedRows(ids, labels, pos, sources, len(members), int(sum(len(examples[i]) for i in members)))
 
 # %% ../nbs/09_sft.ipynb #c021
 def segment_ids(position_ids: torch.Tensor) -> torch.Tensor:
@@ -523,39 +523,47 @@ class SFTBudget:
     "Chapter-09 knobs per scale."
     seq_len: int  # SFT row length (inputs); rows hold seq_len + 1 tokens
     batch_size: int  # packed rows per optimizer step
-    steps: int  # SFT optimizer steps per seed
-    lr: float  # peak SFT learning rate (cosine to 10 %)
+    lrs: tuple[float, ...]  # peak SFT learning rates swept (cosine to 10 % over max_epochs)
+    max_epochs: int  # passes over the training subset per (LR, seed) run
+    eval_epochs: tuple[int, ...]  # epochs whose end is measured (held-out loss, bpb, generation)
     warmup_steps: int
-    max_train_per_source: int  # training conversations used per source (0 = all)
+    train_tokens: int  # training subset in tokens, balanced over sources (0 = all)
+    max_train_per_source: int  # training conversations tokenized per source (0 = all)
     heldout_fraction: float  # share of each source held out (stable hash of the id)
     heldout_per_source: int  # held-out conversations scored per source
     gsm8k_items: int  # GSM8K test problems generated
     gsm8k_max_new_tokens: int
     prompts_per_source: int  # held-out first user turns generated per source (end-of-turn rate)
     reply_max_new_tokens: int  # N of "closes its turn within N tokens"
-    suite_items: int  # items per task of chapter 04's suite (before / after)
-    checkpoint_every: int
+    suite_items: int  # items per task of chapter 04's suite (base and chosen setting)
     threads: int = 0  # torch threads (0: all); 1 for tiny smoke models on shared cores
 
+    def __post_init__(self) -> None:
+        if not self.lrs or not all(isinstance(x, (int, float)) and x > 0 for x in self.lrs):
+            raise ConfigError(f"SFTBudget.lrs: expected a non-empty tuple of positive learning rates, got {self.lrs!r}")
+        ev = list(self.eval_epochs)
+        if self.max_epochs < 1 or not ev or ev != sorted(set(ev)) or ev[0] < 1 or ev[-1] > self.max_epochs:
+            raise ConfigError(f"SFTBudget.eval_epochs: expected increasing epochs in 1..max_epochs={self.max_epochs}, got {ev}")
+
 BUDGETS = {
-    "smoke": SFTBudget(seq_len=256, batch_size=8, steps=12, lr=2e-3, warmup_steps=2, max_train_per_source=120,
-                       heldout_fraction=0.05, heldout_per_source=12, gsm8k_items=16, gsm8k_max_new_tokens=48,
-                       prompts_per_source=6, reply_max_new_tokens=48, suite_items=20,
-                       checkpoint_every=6, threads=1),
-    "report": SFTBudget(seq_len=512, batch_size=8, steps=48, lr=1e-3, warmup_steps=4, max_train_per_source=0,
-                        heldout_fraction=0.05, heldout_per_source=32, gsm8k_items=100, gsm8k_max_new_tokens=192,
-                        prompts_per_source=24, reply_max_new_tokens=128, suite_items=60,
-                        checkpoint_every=12),
-    "gpu": SFTBudget(seq_len=2048, batch_size=32, steps=2000, lr=2e-4, warmup_steps=100, max_train_per_source=0,
-                     heldout_fraction=0.05, heldout_per_source=400, gsm8k_items=1319, gsm8k_max_new_tokens=384,
-                     prompts_per_source=200, reply_max_new_tokens=256, suite_items=2000,
-                     checkpoint_every=200),
+    "smoke": SFTBudget(seq_len=256, batch_size=4, lrs=(2e-3, 5e-3), max_epochs=5, eval_epochs=(1, 3, 5), warmup_steps=2,
+                       train_tokens=3000, max_train_per_source=120, heldout_fraction=0.05, heldout_per_source=8,
+                       gsm8k_items=8, gsm8k_max_new_tokens=32, prompts_per_source=3, reply_max_new_tokens=32,
+                       suite_items=20, threads=1),
+    "report": SFTBudget(seq_len=512, batch_size=8, lrs=(1e-3, 3e-3), max_epochs=5, eval_epochs=(1, 2, 3, 5),
+                        warmup_steps=3, train_tokens=40_000, max_train_per_source=0, heldout_fraction=0.05,
+                        heldout_per_source=32, gsm8k_items=40, gsm8k_max_new_tokens=192, prompts_per_source=12,
+                        reply_max_new_tokens=128, suite_items=60),
+    "gpu": SFTBudget(seq_len=2048, batch_size=32, lrs=(2e-4, 6e-4), max_epochs=5, eval_epochs=(1, 2, 3, 4, 5),
+                     warmup_steps=50, train_tokens=0, max_train_per_source=0, heldout_fraction=0.05,
+                     heldout_per_source=400, gsm8k_items=1319, gsm8k_max_new_tokens=384, prompts_per_source=200,
+                     reply_max_new_tokens=256, suite_items=2000),
 }
 
 # %% ../nbs/09_sft.ipynb #c035
 @dataclass
 class SFTData:
-    "Packed training rows, packed held-out rows per source, the held-out conversations, and statistics."
+    "Packed training rows (the subset the sweep trains on), packed held-out rows per source, the held-out conversations, and statistics."
     train: PackedRows
     heldout: dict[str, PackedRows]
     heldout_convs: dict[str, list[Conversation]]
@@ -569,9 +577,41 @@ def _subsample(convs: list[Conversation], n: int) -> list[Conversation]:
     keep = set(sorted(range(len(convs)), key=lambda i: stable_hash("sft-subsample", convs[i].id))[:n])
     return [c for i, c in enumerate(convs) if i in keep]
 
+def balanced_subset(examples: Sequence[Example], max_tokens: int) -> list[Example]:
+    """At most `max_tokens` tokens of `examples`: sources take turns, each in a stable hash order of its pieces
+    (independent of the input order), a source stops at its first piece that no longer fits; 0 = all."""
+    from kaiyuan_nb.data import stable_hash
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+        raise ConfigError(f"train_tokens: expected an int >= 0 (0 = all), got {max_tokens!r}")
+    if not max_tokens:
+        return list(examples)
+    queues: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        queues.setdefault(e.source, []).append(i)
+    for q in queues.values():
+        q.sort(key=lambda i: (stable_hash("sft-subset", examples[i].conv_id), examples[i].ids.tobytes()))
+    picked, used, pos, active = [], 0, dict.fromkeys(queues, 0), sorted(queues)
+    while active:
+        for s in list(active):
+            q = queues[s]
+            if pos[s] >= len(q) or used + len(examples[q[pos[s]]]) > max_tokens:
+                active.remove(s)
+                continue
+            picked.append(q[pos[s]]); used += len(examples[q[pos[s]]]); pos[s] += 1
+    return [examples[i] for i in sorted(picked)]
+
+def whole_batches(groups: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    "The first rows of a packing (best-fit decreasing: the fullest first) that fill whole batches of `batch_size`."
+    n = len(groups) // batch_size * batch_size
+    if n == 0:
+        raise ConfigError(f"train_tokens: the training subset packs into {len(groups)} row(s), fewer than one batch "
+                          f"of {batch_size}; raise SFTBudget.train_tokens")
+    return [list(g) for g in groups[:n]]
+
+# %% ../nbs/09_sft.ipynb #e004
 def prepare_sft_data(tokenizer: Any, budget: SFTBudget, sources: Sequence[str] = SFT_SOURCES,
                      progress: bool = True) -> SFTData:
-    "Load, split, tokenize (assistant mask) and pack the SFT sources for one run."
+    "Load, split, tokenize (assistant mask) and pack the SFT sources; the training rows are the balanced subset."
     capacity = budget.seq_len + 1
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else boundary_token_id(tokenizer)
     examples: list[Example] = []
@@ -601,256 +641,12 @@ def prepare_sft_data(tokenizer: Any, budget: SFTBudget, sources: Sequence[str] =
         stats["packing"][method] = {"rows": len(rows), "efficiency": packing_efficiency(lengths, rows, capacity)}
     stats["capacity"] = capacity
     stats["warnings"] = [str(w.message) for w in caught]
-    train_rows = pack_examples(examples, capacity, pad, "bfd")
+    subset = balanced_subset(examples, budget.train_tokens)
+    groups = whole_batches(pack_lengths([len(e) for e in subset], capacity, "bfd"), budget.batch_size)
+    train_rows = pack_examples(subset, capacity, pad, groups=groups)
+    used = [subset[i] for g in groups for i in g]
+    stats["subset"] = {n: {"pieces": sum(e.source == n for e in used), "tokens": int(sum(len(e) for e in used if e.source == n)),
+                           "trained_tokens": int(sum(int(e.mask.sum()) for e in used if e.source == n))} for n in sources}
+    stats["subset_rows"] = len(groups)
     stats["train_rows_digest"] = train_rows.digest()
     return SFTData(train_rows, heldout, heldout_convs, stats)
-
-# %% ../nbs/09_sft.ipynb #c037
-def _file_digest(*paths: Path) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for p in paths:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-    return h.hexdigest()
-
-def load_base(run_dir: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
-    "(model, tokenizer, info) of chapter 08's exported base; a ConfigError naming chapter 08 when it has not run."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from kaiyuan_nb.core import chapter_artifact
-    import kaiyuan_nb.model  # noqa: F401  (registers the kaiyuan model type with the Auto classes)
-    d = chapter_artifact(run_dir, "08_training", "hf_model")
-    for f in ("config.json", "tokenizer.json"):
-        if not (d / f).exists():
-            raise ConfigError(f"{d}: no {f}; chapter 08's export is incomplete — rerun chapter 08")
-    model = AutoModelForCausalLM.from_pretrained(d)
-    tok = AutoTokenizer.from_pretrained(d)
-    weights = sorted(d.glob("*.safetensors")) or sorted(d.glob("*.bin"))
-    info = {"base": "08_training export", "path": str(d), "digest": _file_digest(d / "config.json", *weights)}
-    check_chat_tokenizer(tok)
-    if model.get_input_embeddings().weight.shape[0] < len(tok):
-        raise ConfigError(f"base model: its vocabulary ({model.get_input_embeddings().weight.shape[0]}) is smaller "
-                          f"than the tokenizer's ({len(tok)}); model and tokenizer do not belong together")
-    return model, tok, info
-
-# %% ../nbs/09_sft.ipynb #c039
-def run_sft(model: nn.Module, data: SFTData, budget: SFTBudget, seed: int, out_dir: str | Path,
-            progress: bool = True) -> "TrainResult":
-    "Fine-tune `model` in place on the packed SFT rows (resumes from `<out_dir>/checkpoints`)."
-    from kaiyuan_nb.core import seed_everything
-    from kaiyuan_nb.train import TrainConfig, train
-    seed_everything(seed)
-    loader = PackedSFTLoader(data.train, budget.batch_size, seed=seed)
-    cfg = TrainConfig(lr=budget.lr, total_steps=budget.steps, schedule="cosine", warmup_steps=budget.warmup_steps,
-                      final_lr_ratio=0.1, weight_decay=0.0, checkpoint_every=budget.checkpoint_every, keep_last=1,
-                      progress=progress, on_nonfinite="stop")
-    with packed_attention(model):
-        return train(model, loader, cfg, out_dir, resume=True)
-
-def format_rates(replies: Sequence[dict[str, Any]]) -> dict[str, float]:
-    "Share of replies that closed their turn, and median reply length in tokens."
-    if not replies:
-        return {"ended": float("nan"), "median_tokens": float("nan")}
-    return {"ended": float(np.mean([r["ended"] for r in replies])),
-            "median_tokens": float(np.median([r["new_tokens"] for r in replies]))}
-
-def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: Sequence[dict[str, str]],
-                       budget: SFTBudget, suite: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Held-out assistant loss per source (and per conversation), GSM8K replies (exact match, `####` line, end of
-    turn), replies to held-out prompts per source, and (when `suite` is given) chapter 04's evaluation suite plus
-    the NLL of each of its held-out pretraining documents."""
-    t0 = time.perf_counter()
-    out: dict[str, Any] = {"heldout": {n: assistant_loss(model, r, per_piece=True) for n, r in data.heldout.items()}}
-    tot = sum(v["tokens"] for v in out["heldout"].values())
-    out["heldout_loss"] = sum(v["loss"] * v["tokens"] for v in out["heldout"].values()) / max(tot, 1)
-    replies = chat_generate(model, tokenizer, [[{"role": "user", "content": g["question"]}] for g in gsm8k],
-                            max_new_tokens=budget.gsm8k_max_new_tokens, batch_size=128)
-    answers = [gsm8k_answer(r["text"]) for r in replies]
-    out["gsm8k"] = {"exact_match": float(np.mean([numbers_equal(a, g["answer"]) for a, g in zip(answers, gsm8k)])),
-                    "answer_line": float(np.mean([a is not None for a in answers])), **format_rates(replies),
-                    "n": len(gsm8k)}
-    out["gsm8k_replies"] = [{"id": g["id"], "question": g["question"], "gold": g["answer"], "answer": a, **r}
-                            for g, a, r in zip(gsm8k, answers, replies)]
-    out["prompts"] = {}
-    for name, convs in data.heldout_convs.items():
-        convs = convs[:budget.prompts_per_source]
-        rs = chat_generate(model, tokenizer, [c.first_prompt for c in convs], max_new_tokens=budget.reply_max_new_tokens,
-                           batch_size=128)
-        out["prompts"][name] = {**format_rates(rs), "n": len(rs),
-                                "replies": [{"id": c.id, "prompt": c.first_prompt[-1]["content"], "reference": c.first_reply, **r}
-                                            for c, r in zip(convs, rs)]}
-    all_replies = replies + [r for v in out["prompts"].values() for r in v["replies"]]
-    out["ended"] = format_rates(all_replies)["ended"]
-    if suite is not None:
-        from kaiyuan_nb.eval import evaluate
-        from kaiyuan_nb.pretrain import domain_nll_fn
-        df = evaluate(model, tokenizer, suite, progress=False)
-        out["suite"] = df.to_dict(orient="records")
-        out["documents"] = domain_nll_fn(tokenizer, suite.bpb_texts, suite.seq_len)(model) if suite.bpb_texts else {}
-    out["seconds"] = time.perf_counter() - t0
-    return out
-
-# %% ../nbs/09_sft.ipynb #c039_2
-def unpack_rows(rows: PackedRows, pad_id: int) -> PackedRows:
-    "One conversation per row: packed rows split where positions restart (padding runs dropped)."
-    pieces = []
-    for r in range(rows.input_ids.shape[0]):
-        seg = segment_ids(torch.from_numpy(rows.position_ids[r:r + 1]))[0].numpy()
-        for s in np.unique(seg):
-            sel = seg == s
-            if (rows.labels[r, sel] != IGNORE_INDEX).any():
-                pieces.append((rows.input_ids[r, sel], rows.labels[r, sel]))
-    n, cap = len(pieces), rows.capacity
-    ids = np.full((n, cap), pad_id, np.int64)
-    labels = np.full((n, cap), IGNORE_INDEX, np.int64)
-    pos = np.broadcast_to(np.arange(cap), (n, cap)).copy()
-    for i, (a, l) in enumerate(pieces):
-        ids[i, :len(a)], labels[i, :len(a)] = a, l
-        pos[i, len(a):] = np.arange(cap - len(a))
-    return PackedRows(ids, labels, pos, ["?"] * n, n, int(sum(len(a) for a, _ in pieces)))
-
-def isolation_effect(model: nn.Module, data: SFTData, pad_id: int) -> dict[str, float]:
-    """Held-out assistant loss of one model scored four ways per source: packed with the block mask (what
-    training used), one conversation per row, packed without the mask (positions restart), and plain
-    concatenation (no mask, positions run on); plus the time of the packed passes with / without the mask."""
-    out: dict[str, float] = {}
-    for name, rows in data.heldout.items():
-        concat = dataclasses.replace(rows, position_ids=np.broadcast_to(np.arange(rows.capacity), rows.position_ids.shape).copy())
-        t0 = time.perf_counter(); masked = assistant_loss(model, rows)["loss"]; t_masked = time.perf_counter() - t0
-        t0 = time.perf_counter(); leaky = assistant_loss(model, rows, isolate=False)["loss"]; t_leaky = time.perf_counter() - t0
-        out.update({f"{name}_masked": masked, f"{name}_unpacked": assistant_loss(model, unpack_rows(rows, pad_id))["loss"],
-                    f"{name}_leaky": leaky, f"{name}_concat": assistant_loss(model, concat, isolate=False)["loss"],
-                    f"{name}_seconds_masked": t_masked, f"{name}_seconds_leaky": t_leaky})
-    return out
-
-# %% ../nbs/09_sft.ipynb #c039b
-SFT_PRACTICE = ("common SFT practice (assistant-only loss on a chat template), which Kaiyuan-2B's chat release follows; "
-                "not a claim of the Kaiyuan-2B report (arXiv 2512.07612), which covers pretraining")
-SFT_EFFECT_METRICS = {"end_of_turn": "format_end_of_turn_rate_gain", "answer_line": "format_gsm8k_answer_line_rate_gain",
-                      "exact_match": "gsm8k_exact_match_gain", "heldout_loss": "sft_heldout_loss_drop",
-                      "pretrain_bpb": "sft_pretrain_bpb_drop"}
-
-def all_replies(m: Mapping[str, Any]) -> list[dict[str, Any]]:
-    "A measurement's replies in a fixed order: the GSM8K problems, then each source's held-out prompts."
-    return list(m["gsm8k_replies"]) + [r for n in sorted(m["prompts"]) for r in m["prompts"][n]["replies"]]
-
-def _same_items(a: Sequence[Any], b: Sequence[Any], what: str) -> None:
-    if list(a) != list(b):
-        raise ConfigError(f"sft_item_diffs: {what}: the base and the SFT model were not measured on the same items")
-
-def _correct(r: Mapping[str, Any]) -> float:
-    return float(numbers_equal(r["answer"], r["gold"]))
-
-def sft_item_diffs(before: Mapping[str, Any], after: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[int, np.ndarray]]:
-    """Per measure and seed, per-item differences SFT vs base, positive = SFT better: 'end_of_turn', 'answer_line',
-    'exact_match' (SFT − base, 0/1 per prompt), 'heldout_loss' and 'heldout_loss/<source>' (base − SFT mean CE per
-    held-out conversation), 'pretrain_bpb' (base − SFT bpb per held-out pretraining document)."""
-    from kaiyuan_nb.pretrain import paired_bpb_diffs
-    def ce(m: Mapping[str, Any], n: str) -> np.ndarray:
-        return np.asarray(m["heldout"][n]["piece_nll"], float) / np.asarray(m["heldout"][n]["piece_tokens"], float)
-    out: dict[str, dict[int, np.ndarray]] = {}
-    b_all, b_gsm = all_replies(before), before["gsm8k_replies"]
-    for s, a in after.items():
-        a_all = all_replies(a)
-        _same_items([r["id"] for r in b_all], [r["id"] for r in a_all], "replies")
-        pairs = list(zip(b_gsm, a["gsm8k_replies"]))
-        out.setdefault("end_of_turn", {})[s] = np.array([float(y["ended"]) - float(x["ended"]) for x, y in zip(b_all, a_all)])
-        out.setdefault("answer_line", {})[s] = np.array([float(y["answer"] is not None) - float(x["answer"] is not None)
-                                                         for x, y in pairs])
-        out.setdefault("exact_match", {})[s] = np.array([_correct(y) - _correct(x) for x, y in pairs])
-        _same_items(sorted(before["heldout"]), sorted(a["heldout"]), "held-out sources")
-        losses = {}
-        for n in sorted(before["heldout"]):
-            _same_items(before["heldout"][n]["piece_tokens"], a["heldout"][n]["piece_tokens"], f"held-out {n}")
-            losses[n] = ce(before, n) - ce(a, n)
-            out.setdefault(f"heldout_loss/{n}", {})[s] = losses[n]
-        out.setdefault("heldout_loss", {})[s] = np.concatenate(list(losses.values()))
-        if before.get("documents"):
-            out.setdefault("pretrain_bpb", {})[s] = paired_bpb_diffs({s: before["documents"]}, {s: a["documents"]})[s]
-    return out
-
-# %% ../nbs/09_sft.ipynb #c039b2
-BINARY_SFT_MEASURES = ("end_of_turn", "answer_line", "exact_match")  # 0/1 per prompt: SE floored at one prompt's flip
-
-def sft_effects(diffs: Mapping[str, Mapping[int, np.ndarray]], n_boot: int = 2000) -> dict[str, Effect]:
-    "`paired_effect` of every measure of `sft_item_diffs`, with resolution 1 for the 0/1 measures."
-    return {k: paired_effect(v, n_boot, resolution=1.0 if k in BINARY_SFT_MEASURES else 0.0) for k, v in diffs.items()}
-
-def sft_metrics(effects: Mapping[str, Effect]) -> dict[str, float]:
-    "Every effect as a metric with its 95% CI (and MDE when pooled); per source: `sft_heldout_loss_drop_<source>`."
-    out: dict[str, float] = {}
-    for key, e in effects.items():
-        arm, _, src = key.partition("/")
-        name = f"{SFT_EFFECT_METRICS[arm]}_{src.removeprefix('sft_')}" if src else SFT_EFFECT_METRICS[arm]
-        out.update(effect_metrics(name, e, with_mde=not src))
-    out["sft_verdict_seeds"] = max((e.n_seeds for e in effects.values()), default=0)
-    return out
-
-def loop_rate(m: Mapping[str, Any]) -> float:
-    "Share of replies that did not end and whose last 48 characters use at most 4 distinct characters (a repetition loop)."
-    return float(np.mean([not r["ended"] and len(set(r["text"][-48:])) <= 4 for r in all_replies(m)]))
-
-def suite_metric_name(task: str, metric: str) -> str:
-    "acc_arc_easy, bpb_en_edu, exact_match_arithmetic, ... (letters, digits, underscores)."
-    name = task.replace("bpb/", "bpb_") if metric == "bpb" else f"{metric}_{task}"
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-# %% ../nbs/09_sft.ipynb #c039c
-def _rate(m: Mapping[str, Any], what: str) -> float:
-    rs = all_replies(m) if what == "end_of_turn" else m["gsm8k_replies"]
-    f = {"end_of_turn": lambda r: float(r["ended"]), "answer_line": lambda r: float(r["answer"] is not None),
-         "exact_match": _correct}[what]
-    return float(np.mean([f(r) for r in rs]))
-
-def sft_claims(before: Mapping[str, Any], after: Mapping[int, Mapping[str, Any]], effects: Mapping[str, Effect],
-               packing: Mapping[str, Mapping[str, float]], mask_max_diff: float | None, setup: str,
-               n_diverged: int = 0) -> list[dict[str, Any]]:
-    "The chapter's claims: five paired SFT-vs-base claims (common SFT practice) and two checks of our own."
-    from kaiyuan_nb.verdicts import above_chance
-    def rates(what: str) -> str:
-        return f"base {_rate(before, what):.3f}, SFT " + ", ".join(f"seed {s} {_rate(a, what):.3f}" for s, a in after.items())
-    em_scores = [np.array([_correct(r) for r in a["gsm8k_replies"]]) for a in after.values()]
-    per_source = "; ".join(f"{k.split('/', 1)[1].removeprefix('sft_')} {e.estimate:+.3f} [{e.ci[0]:+.3f}, {e.ci[1]:+.3f}]"
-                           for k, e in effects.items() if k.startswith("heldout_loss/"))
-    specs = [
-        ("sft_end_of_turn", "SFT with the loss on assistant tokens teaches the chat format: replies close their turn",
-         "end_of_turn", f"closed the turn (<|im_end|>) within the token limit, SFT − base per prompt; rates {rates('end_of_turn')}", False),
-        ("sft_gsm8k_answer_format", "SFT on GSM8K-style solutions teaches the answer format ('#### <number>' final line)",
-         "answer_line", f"reply has a '#### n' line, SFT − base per GSM8K test problem (the pretraining corpus never shows "
-         f"this format); rates {rates('answer_line')}", False),
-        ("sft_lowers_heldout_loss", "SFT lowers the loss on held-out assistant replies", "heldout_loss",
-         f"mean CE per assistant token of each held-out conversation, base − SFT, pooled over datasets; per dataset {per_source}", False),
-        ("sft_keeps_pretraining", "SFT keeps what pretraining taught (held-out bits per byte of pretraining text do not rise)",
-         "pretrain_bpb", "bpb per held-out pretraining document (chapter 04's), base − SFT: positive = SFT lower, the "
-         "claim's side; a CI below 0 (bpb clearly rises) contradicts it, a CI around 0 cannot show 'no change'", False),
-        ("sft_gsm8k_exact_match", "SFT on GSM8K solutions raises GSM8K exact match", "exact_match",
-         f"exact match of the '#### n' answer, SFT − base per test problem; accuracy {rates('exact_match')}; chance is 0, "
-         "and the claim is decided only when the SFT model's accuracy clears it by its own CI", True),
-    ]
-    rows = []
-    for cid, text, arm, what, accuracy in specs:
-        metric = SFT_EFFECT_METRICS[arm]
-        if arm not in effects:
-            rows.append(untested_claim(cid, text, SFT_PRACTICE, metric, "+", None,
-                                       f"no SFT run was measured ({n_diverged} diverged)" if not after else
-                                       "the measurement has no items for it"))
-            continue
-        at_chance = accuracy and not above_chance(em_scores, 0.0)
-        rows.append(paper_claim(cid, text, SFT_PRACTICE, metric, "+", effects[arm],
-                                f"{setup}: {what}; {effects[arm].n_items} items per seed; diverged SFT runs {n_diverged}",
-                                at_chance=at_chance))
-    eff = {m: packing[m]["efficiency"] for m in ("none", "greedy", "bfd")}
-    rows.append(check_claim("sft_packing_efficiency", "Best-fit-decreasing packing fills more of every row with real "
-                            "tokens than one conversation per row and than greedy packing", "sft_packing_efficiency",
-                            eff["bfd"], eff["bfd"] > eff["none"] and eff["bfd"] >= eff["greedy"],
-                            "efficiency(bfd) > efficiency(one per row) and ≥ efficiency(greedy)",
-                            f"real tokens / row tokens: one per row {eff['none']:.3f} ({packing['none']['rows']} rows), "
-                            f"greedy {eff['greedy']:.3f}, best-fit decreasing {eff['bfd']:.3f} ({packing['bfd']['rows']} rows)"))
-    if mask_max_diff is not None:
-        rows.append(check_claim("sft_block_mask_isolation", "With restarted positions and the block mask, a packed "
-                                "conversation scores exactly as it does alone", "packed_mask_vs_unpacked_max_abs_diff",
-                                mask_max_diff, mask_max_diff <= 1e-4, "max over datasets |held-out loss packed with the "
-                                "mask − one conversation per row| ≤ 1e-4 nats/token",
-                                f"max |difference| {mask_max_diff:.2e} nats/token on the held-out conversations of every "
-                                "dataset (first measured seed's SFT model)", direction="-"))
-    return rows

@@ -20,6 +20,7 @@ from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.data import sha256_file, train_tokenizer
 from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
 from kaiyuan_nb import sft as S
+from kaiyuan_nb import sft_experiment as E
 from kaiyuan_nb.train import batch_loss, checkpoint_paths, latest_checkpoint, load_checkpoint, split_batch
 
 HERE = Path(__file__).resolve()
@@ -266,7 +267,7 @@ def test_per_piece_loss_equals_each_conversation_scored_alone(tok):
     model = tiny_model(len(tok)).eval()
     rows = S.pack_examples(S.tokenize_conversations(tok, _convs(10), 160), 160, tok.pad_token_id)
     packed = S.assistant_loss(model, rows, per_piece=True)
-    alone = S.assistant_loss(model, S.unpack_rows(rows, tok.pad_token_id), per_piece=True)
+    alone = S.assistant_loss(model, E.unpack_rows(rows, tok.pad_token_id), per_piece=True)
     assert len(packed["piece_nll"]) == rows.n_examples and packed["piece_tokens"] == alone["piece_tokens"]
     np.testing.assert_allclose(packed["piece_nll"], alone["piece_nll"], rtol=1e-4, atol=1e-4)
     assert abs(sum(packed["piece_nll"]) / packed["tokens"] - packed["loss"]) < 1e-5
@@ -274,12 +275,13 @@ def test_per_piece_loss_equals_each_conversation_scored_alone(tok):
 
 def test_base_must_come_from_chapter_08(tmp_path):
     with pytest.raises(ConfigError, match="chapter 08_training is missing"):
-        S.load_base(tmp_path)
+        E.load_base(tmp_path)
 
 
 def _measurement(ended, answers, golds, ce, bpb):
-    g = [{"id": f"g{i}", "ended": e, "answer": a, "gold": gd} for i, (e, a, gd) in enumerate(zip(ended, answers, golds))]
-    return {"gsm8k_replies": g, "prompts": {"sft_x": {"replies": [{"id": "p0", "ended": ended[-1]}]}},
+    g = [{"id": f"g{i}", "ended": e, "new_tokens": 3, "answer": a, "gold": gd}
+         for i, (e, a, gd) in enumerate(zip(ended, answers, golds))]
+    return {"gsm8k_replies": g, "prompts": {"sft_x": {"replies": [{"id": "p0", "ended": ended[-1], "new_tokens": 3}]}},
             "heldout": {"sft_x": {"piece_nll": [c * 4 for c in ce], "piece_tokens": [4] * len(ce)}},
             "documents": {"en": {"nll": [b * np.log(2) * 50 for b in bpb], "bytes": [50.0] * len(bpb)}}}
 
@@ -289,22 +291,68 @@ def test_sft_claims_signs_pairing_and_at_chance():
     before = _measurement([False] * 4, [None] * 3, ["1", "2", "3"], [5.0, 6.0, 7.0], [2.0, 2.1, 2.2])
     after = {s: _measurement([True] * 4, ["9", "9", "9"], ["1", "2", "3"], [4.0 + s / 10, 5.1, 6.0],
                              [2.2, 2.3 + s / 100, 2.4]) for s in range(3)}
-    diffs = S.sft_item_diffs(before, after)
+    diffs = E.sft_item_diffs(before, after)
     assert diffs["end_of_turn"][0].tolist() == [1.0] * 4  # 3 GSM8K problems + 1 held-out prompt, SFT − base
     assert diffs["heldout_loss"][0].tolist() == pytest.approx([1.0, 0.9, 1.0])  # base − SFT per conversation
     assert diffs["pretrain_bpb"][1].tolist() == pytest.approx([-0.2, -0.21, -0.2])  # base − SFT: SFT raised bpb
     effects = {k: paired_effect(v, 200) for k, v in diffs.items()}
     pk = {m: {"efficiency": e, "rows": 1} for m, e in (("none", 0.4), ("greedy", 0.8), ("bfd", 0.9))}
-    rows = {r["id"]: r for r in S.sft_claims(before, after, effects, pk, 0.5, "test")}
+    rows = {r["id"]: r for r in E.sft_claims(before, after, effects, pk, 0.5, "test")}
     assert rows["sft_lowers_heldout_loss"]["status"] == "reproduced" and rows["sft_lowers_heldout_loss"]["kind"] == "paper"
     assert rows["sft_keeps_pretraining"]["status"] == "contradicted"
     assert rows["sft_gsm8k_exact_match"]["status"] == "inconclusive"  # 0 correct: at chance decides nothing
     assert rows["sft_block_mask_isolation"]["status"] == "failed" and rows["sft_block_mask_isolation"]["kind"] == "check"
     two = {s: after[s] for s in (0, 1)}
-    rows2 = S.sft_claims(before, two, {k: paired_effect(v, 200) for k, v in S.sft_item_diffs(before, two).items()}, pk, 0.0, "t")
+    rows2 = E.sft_claims(before, two, {k: paired_effect(v, 200) for k, v in E.sft_item_diffs(before, two).items()}, pk, 0.0, "t")
     assert {r["status"] for r in rows2 if r["kind"] == "paper"} == {"inconclusive"}  # two seeds decide nothing
     with pytest.raises(ConfigError, match="not measured on the same items"):
-        S.sft_item_diffs(before, {0: {**after[0], "prompts": {}}})
+        E.sft_item_diffs(before, {0: {**after[0], "prompts": {}}})
+
+
+# ---------------------------------------------------------------- the sweep's bookkeeping
+def test_balanced_subset_is_deterministic_and_balanced(tok):
+    ex = S.tokenize_conversations(tok, _convs(30), 160)
+    sub = S.balanced_subset(ex, 1500)
+    assert 0 < sum(map(len, sub)) <= 1500
+    assert [e.conv_id for e in S.balanced_subset(ex, 1500)] == [e.conv_id for e in sub]  # same call, same subset
+    rev = S.balanced_subset(ex[::-1], 1500)
+    assert sorted(e.conv_id for e in rev) == sorted(e.conv_id for e in sub)  # independent of input order
+    two = [S.Example(np.zeros(n, np.int32), np.ones(n, np.uint8), src, f"{src}{i}")
+           for i, (n, src) in enumerate([(10, "a")] * 6 + [(10, "b")] * 6)]
+    got = S.balanced_subset(two, 60)
+    assert sum(e.source == "a" for e in got) == sum(e.source == "b" for e in got) == 3  # sources take turns
+    with pytest.raises(ConfigError, match="train_tokens"):
+        S.balanced_subset(two, -5)
+    with pytest.raises(ConfigError, match="fewer than one batch"):
+        S.whole_batches([[0], [1], [2]], 4)
+    assert S.whole_batches([[0], [1], [2], [3], [4]], 2) == [[0], [1], [2], [3]]
+
+
+def test_epoch_bookkeeping():
+    sch = E.epoch_schedule(32, 8, 5, (1, 2, 3, 5))
+    assert sch == {"steps_per_epoch": 4, "total_steps": 20, "eval_steps": {4: 1, 8: 2, 12: 3, 20: 5}}
+    with pytest.raises(ConfigError, match="whole batches"):
+        E.epoch_schedule(30, 8, 5, (1,))
+    with pytest.raises(ConfigError, match="eval_epochs"):
+        E.epoch_schedule(32, 8, 5, (3, 2))
+    with pytest.raises(ConfigError, match="eval_epochs"):
+        dataclasses.replace(S.BUDGETS["report"], eval_epochs=(1, 6))
+    b = S.BUDGETS["report"]
+    assert b.max_epochs >= 5 and len(b.lrs) >= 2 and b.eval_epochs[-1] == b.max_epochs
+
+
+def test_choose_setting_by_heldout_loss_only():
+    losses = {(1e-3, 1): 3.0, (1e-3, 2): 2.7, (3e-3, 1): 2.8, (3e-3, 2): 2.6, (3e-3, 5): float("nan")}
+    assert E.choose_setting(losses) == (3e-3, 2)
+    assert E.choose_setting({(3e-3, 1): 2.0, (1e-3, 3): 2.0, (1e-3, 1): 2.0}) == (1e-3, 1)  # ties: fewer epochs, lower LR
+    with pytest.raises(ConfigError, match="no \\(lr, epoch\\)"):
+        E.choose_setting({(1e-3, 1): float("nan")})
+
+
+def test_empty_reply_does_not_close_a_turn():
+    assert not E.reply_closes({"ended": True, "new_tokens": 1}) and E.reply_closes({"ended": True, "new_tokens": 2})
+    r = E.format_rates([{"ended": True, "new_tokens": 1}, {"ended": True, "new_tokens": 5}, {"ended": False, "new_tokens": 9}])
+    assert r["ended"] == pytest.approx(1 / 3) and r["empty"] == pytest.approx(1 / 3)
 
 
 # ---------------------------------------------------------------- resume after SIGKILL
@@ -312,16 +360,19 @@ def worker(out_dir: str, sleep: float) -> None:
     "Subprocess body: 12 SFT steps (run_sft) with checkpoints every 3; writes losses.json at the end."
     torch.set_num_threads(1)
     tok = make_tokenizer()
-    rows = S.pack_examples(S.tokenize_conversations(tok, _convs(48), 128), 128, tok.pad_token_id)
+    ex = S.tokenize_conversations(tok, _convs(48), 128)
+    groups = S.pack_lengths([len(e) for e in ex], 128, "bfd")
+    assert len(groups) >= 12, len(groups)
+    rows = S.pack_examples(ex, 128, tok.pad_token_id, groups=groups[:12])  # 3 steps per epoch of 4 rows
     data = S.SFTData(rows, {}, {}, {})
-    budget = dataclasses.replace(S.BUDGETS["smoke"], steps=12, checkpoint_every=3, batch_size=4, warmup_steps=2, seq_len=127)
+    budget = dataclasses.replace(S.BUDGETS["smoke"], max_epochs=4, eval_epochs=(2, 4), batch_size=4, warmup_steps=2, seq_len=127)
     if sleep:
         real = S.PackedSFTLoader.next_batch
         def slow(self):
             time.sleep(sleep)
             return real(self)
         S.PackedSFTLoader.next_batch = slow
-    res = S.run_sft(tiny_model(len(tok)), data, budget, seed=3, out_dir=out_dir, progress=False)
+    res = E.run_sft(tiny_model(len(tok)), data, budget, lr=2e-3, seed=3, out_dir=out_dir, progress=False)
     (Path(out_dir) / "losses.json").write_text(json.dumps(res.losses))
 
 
@@ -354,6 +405,9 @@ def test_sft_sigkill_then_resume_is_bitwise_identical(tmp_path):
     b = json.loads((run_dir / "losses.json").read_text())
     assert len(a) == len(b) == 12 and a == b
     assert [p.name for p in checkpoint_paths(run_dir)] == ["step_000012.pt"]
+    for e in (2, 4):  # epoch snapshots: the killed-and-resumed run saved the same weights as the uninterrupted one
+        a_w, b_w = torch.load(E.snapshot_path(ref_dir, e)), torch.load(E.snapshot_path(run_dir, e))
+        assert all(torch.equal(a_w[k], b_w[k]) for k in a_w)
     hist = load_checkpoint(latest_checkpoint(run_dir))["history"]
     assert all(h["target_tokens"] > 0 for h in hist)  # dict batches: the assistant tokens trained per step
 
