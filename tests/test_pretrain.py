@@ -73,3 +73,45 @@ def test_effects_pair_documents_and_leave_out_diverged_seeds():
                                                                                             "generation_equal": True, "model_type": "k"}, "t")[:2])
     with pytest.raises(ConfigError, match="same documents"):
         P.paired_bpb_diffs({0: _docs({"x": [1.0]})}, {0: _docs({"y": [1.0]})})
+
+
+def _multiset(c, phase=None):
+    rows = c.items if phase is None else c.items[c.items.phase == phase]
+    return sorted(tuple(c.tokens[r.start:r.start + r.length].tolist()) for r in rows.itertuples())
+
+
+def _toy_plan():
+    return build_curriculum(_Toy(), [Phase("p1", (Pick("a"), Pick("b"))),
+                                     Phase("p2", (Pick("a", quality=(0, .3), repeat=2.0),), "ascending")], 500)
+
+
+def test_ablation_arms_keep_the_tokens_where_they_should():
+    cur = _toy_plan()
+    nq, cm = P.shuffled_within_phases(cur, 0), P.constant_mixture(cur, 0)
+    for arm in (nq, cm):
+        assert len(arm.tokens) == len(cur.tokens) and arm.phase_starts == cur.phase_starts
+        assert _multiset(arm) == _multiset(cur)  # the same pieces: the same token multiset
+    assert [_multiset(nq, p) for p in cur.phases] == [_multiset(cur, p) for p in cur.phases]  # per phase too
+    assert _multiset(cm, "p2") != _multiset(cur, "p2")  # the constant mixture moves pieces across phases
+    sp = P.single_pass_like(cur, _Toy(), 0)
+    assert len(sp.tokens) == len(cur.tokens) and sp.phase_starts == cur.phase_starts  # equal tokens, same schedule
+    assert P.repeated_share(cur) > 0 and P.repeated_share(sp) == 0.0
+    assert sp.items.groupby(["source", "unit"]).size().max() == 1  # no document piece repeated
+
+
+def test_decay_tail_and_metric_names():
+    cur = _toy_plan()
+    start = cur.phase_starts[1]
+    assert P.decay_tail(cur, start, "recipe", 0).tokens.tolist() == cur.tokens[start:].tolist()
+    st = P.decay_tail(cur, start, "sft", 0, [np.full(7, 999, np.int32)] * 40, 0.25)
+    assert len(st.tokens) == len(cur.tokens) - start and 0.1 < (st.tokens == 999).mean() < 0.4
+    with pytest.raises(ConfigError, match="decay data"):
+        P.decay_tail(cur, start, "other", 0)
+    recs = {(k, s): {"diverged": None, "documents": {"final": _docs({"x": [2.0 + d, 2.1 + d]}),
+                                                      "averaged": _docs({"x": [2.0 + d, 2.1 + d]})}}
+            for s in range(3) for k, d in (("recipe", 0.0), ("single_pass", 0.05 + s / 100))}
+    fx = P.ablation_effects(recs, {}, ["x"], n_boot=100)
+    assert set(fx) == {"repetition", "averaging"} and fx["repetition"].estimate == pytest.approx(0.06)
+    m = P.ablation_metrics(fx)
+    assert {"ablation_repetition_bpb_delta", "ablation_repetition_bpb_delta_ci_lo", "ablation_repetition_bpb_delta_ci_hi",
+            "ablation_repetition_bpb_delta_mde"} <= set(m)
