@@ -1,4 +1,4 @@
-"""Tests of kaiyuan_nb.data (chapter 01): manifests, operators, pipeline validation, conservation,
+"""Tests of kaiyuan_nb.data and the modules split from it (chapter 01): manifests, operators, pipeline validation, conservation,
 resume after a crash, atomic sinks, local == spark, MinHash vs datasketch, prepare_corpus."""
 import gzip
 import itertools
@@ -14,6 +14,15 @@ import yaml
 
 from kaiyuan_nb.core import ConfigError, get_scale, repo_root
 from kaiyuan_nb import data as D
+from kaiyuan_nb import text as TXT
+from kaiyuan_nb import decontam as DEC
+from kaiyuan_nb import minhash as MH
+from kaiyuan_nb import scorers as SC
+from kaiyuan_nb import nodes as NO
+from kaiyuan_nb import pipeline as PL
+from kaiyuan_nb import engines as EN
+from kaiyuan_nb import spark as SP
+from kaiyuan_nb import dedup_bench as DB
 
 ROOT = repo_root()
 
@@ -102,7 +111,7 @@ def _doc(i, text, **kw):
 
 
 def _node(type_, **cfg):
-    return D.NODE_TYPES[type_]("test", {"type": type_, **cfg}, [])
+    return NO.NODE_TYPES[type_]("test", {"type": type_, **cfg}, [])
 
 
 def test_normalize_and_length_filter():
@@ -163,26 +172,26 @@ def test_quality_score_metadata_and_bad_field():
 def test_scorers_have_different_scales_and_separate_classes():
     pos = [r["text"] for r in D.sample_records("openstax_textbooks", 90)]
     neg = [r["text"] for r in D.sample_records("stackexchange_small_sites", 180)]
-    clf = D.EduClassifier().fit(pos[:60], neg[:120])
+    clf = SC.EduClassifier().fit(pos[:60], neg[:120])
     p_pos, p_neg = clf.score(pos[60:]), clf.score(neg[120:])
     assert ((p_pos > 0.5).mean() + (p_neg < 0.5).mean()) / 2 > 0.85
-    lm = D.NgramLM().fit(pos[:60])
+    lm = SC.NgramLM().fit(pos[:60])
     s_pos, s_neg = lm.score(pos[60:]), lm.score(neg[120:])
     assert s_pos.mean() > s_neg.mean()
     assert (p_pos >= 0).all() and (p_pos <= 1).all() and (s_neg < -1).all()  # different, incomparable scales
 
 
 def test_decontamination_drops_eval_overlap():
-    items = D.eval_item_texts("gsm8k")
+    items = DEC.eval_item_texts("gsm8k")
     if not items:
         pytest.skip("no gsm8k evaluation data available")
-    ix = D.NgramIndex.build(["gsm8k"])
+    ix = DEC.NgramIndex.build(["gsm8k"])
     docs = ["Intro. " + items[3][:500], "An unrelated text about the migration of arctic terns across the ocean every year."]
     assert ix.contaminated_many(docs).tolist() == [True, False]
 
 
 def _local(docs, ctx=None):
-    return D.LocalEngine(workers=1)
+    return EN.LocalEngine(workers=1)
 
 
 def test_exact_and_minhash_dedup_keep_smallest_id_with_counts():
@@ -197,7 +206,7 @@ def test_exact_and_minhash_dedup_keep_smallest_id_with_counts():
     assert {d["id"]: d["exact_duplicate_count"] for d in out}["d005"] == 2
 
     class Ctx:
-        engine = D.LocalEngine(workers=1)
+        engine = EN.LocalEngine(workers=1)
     md = _node("minhash_dedup")
     out, why = md.run_local(docs, Ctx())
     assert sorted(d["id"] for d in out) == ["d001", "d002"] and why == {"near_duplicate": 2}
@@ -231,12 +240,12 @@ def _bad(mutate):
     cfg = json.loads(json.dumps(GOOD))
     mutate(cfg)
     with pytest.raises(ConfigError) as e:
-        D.parse_pipeline(cfg)
+        PL.parse_pipeline(cfg)
     return str(e.value)
 
 
 def test_validation_names_the_yaml_path():
-    D.parse_pipeline(GOOD)
+    PL.parse_pipeline(GOOD)
     msg = _bad(lambda c: c["branches"][1]["ops"][1].update(threshold="high"))
     assert "branches[1].ops[1].threshold: expected a float in (0, 1], got 'high'" in msg
     assert "unknown node type 'dedupe'" in _bad(lambda c: c["branches"][0]["ops"].append({"type": "dedupe"}))
@@ -261,16 +270,16 @@ def test_validation_names_the_yaml_path():
 def test_parameters_are_substituted():
     cfg = json.loads(json.dumps(GOOD))
     cfg["branches"][0]["child_configs"][0]["limit"] = "${n}"
-    spec = D.parse_pipeline(cfg, {"n": 7})
+    spec = PL.parse_pipeline(cfg, {"n": 7})
     assert spec.branches[0].children[0].children[0].children[0].cfg["limit"] == 7
     with pytest.raises(ConfigError, match=r"unknown parameter \$\{n\}"):
-        D.parse_pipeline(cfg, {})
+        PL.parse_pipeline(cfg, {})
 
 
 # ---------------------------------------------------------------- running: conservation, sinks, resume
 def test_pipeline_conservation_outputs_and_manifest(tmp_path):
-    res = D.run_pipeline(GOOD, tmp_path)
-    assert D.check_conservation(res) == []
+    res = PL.run_pipeline(GOOD, tmp_path)
+    assert PL.check_conservation(res) == []
     assert res.outputs["a"]["docs"] == len(res.docs("a")) and res.outputs["b"]["format"] == "parquet"
     b_in = next(s for s in res.stats if s["path"] == "branches[1].ops[0]")["in"]
     assert b_in == res.outputs["a"]["docs"] + 40
@@ -281,32 +290,32 @@ def test_pipeline_conservation_outputs_and_manifest(tmp_path):
     # a corrupt output is detected
     (tmp_path / "a.jsonl.gz").write_bytes(b"garbage")
     with pytest.raises(ConfigError, match="does not match its output manifest"):
-        D.read_output(tmp_path, "a")
+        NO.read_output(tmp_path, "a")
 
 
 def test_resume_after_crash_skips_finished_nodes(tmp_path, monkeypatch):
     cfg = json.loads(json.dumps(GOOD))
-    clean = D.run_pipeline(cfg, tmp_path / "clean")
+    clean = PL.run_pipeline(cfg, tmp_path / "clean")
     calls = {"n": 0}
-    orig = D.MinHashDedup.run_local
+    orig = NO.MinHashDedup.run_local
 
     def crash(self, docs, ctx):
         calls["n"] += 1
         raise RuntimeError("simulated crash")
-    monkeypatch.setattr(D.MinHashDedup, "run_local", crash)
+    monkeypatch.setattr(NO.MinHashDedup, "run_local", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        D.run_pipeline(cfg, tmp_path / "crash")
+        PL.run_pipeline(cfg, tmp_path / "crash")
     assert (tmp_path / "crash" / "a.manifest.json").exists() and not (tmp_path / "crash" / "b.manifest.json").exists()
-    monkeypatch.setattr(D.MinHashDedup, "run_local", orig)
-    res = D.run_pipeline(cfg, tmp_path / "crash")
+    monkeypatch.setattr(NO.MinHashDedup, "run_local", orig)
+    res = PL.run_pipeline(cfg, tmp_path / "crash")
     resumed = {s["path"]: s["resumed"] for s in res.stats}
     assert resumed["branches[0]"] and resumed["branches[1].ops[0]"]  # finished branch + exact_dedup restored
     assert not resumed["branches[1].ops[1]"]  # the node that crashed ran again
-    assert D.check_conservation(res) == []
+    assert PL.check_conservation(res) == []
     for name in ("a", "b"):
         assert res.outputs[name]["sha256"] == clean.outputs[name]["sha256"]
     # a second rerun does nothing
-    again = D.run_pipeline(cfg, tmp_path / "crash")
+    again = PL.run_pipeline(cfg, tmp_path / "crash")
     assert all(s["resumed"] for s in again.stats)
 
 
@@ -315,8 +324,8 @@ def _regex_minhash_normalize(text: str) -> str:
     "The regex definition of the dedup key (the implementation the table path replaced), kept as the reference."
     text = text.lower()
     if not text.isascii():
-        text = D._COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
-    return " ".join(D._NONWORD_RE.sub(" ", D._DIGIT_RE.sub("0", text)).split())
+        text = TXT._COMBINING_RE.sub("", unicodedata.normalize("NFD", text))
+    return " ".join(TXT._NONWORD_RE.sub(" ", TXT._DIGIT_RE.sub("0", text)).split())
 
 
 def test_table_normalization_matches_regex_on_every_code_point():
@@ -326,11 +335,11 @@ def test_table_normalization_matches_regex_on_every_code_point():
     for order in (cps, shuffled):
         for lo in range(0, len(order), 4096):
             text = "".join(map(chr, order[lo:lo + 4096]))
-            assert D.minhash_normalize(text) == _regex_minhash_normalize(text), (order is cps, lo)
+            assert TXT.minhash_normalize(text) == _regex_minhash_normalize(text), (order is cps, lo)
     # the premise of per-character mapping: NFD's reordering only moves marks that become nothing or a space
     marks = [chr(cp) for cp in cps if unicodedata.combining(chr(cp))]
-    assert marks and all(not D.normalize_char(m).strip() for m in marks)
-    assert D.minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == _regex_minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == "οδος οδος"  # final sigma
+    assert marks and all(not TXT.normalize_char(m).strip() for m in marks)
+    assert TXT.minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == _regex_minhash_normalize("ΟΔΟΣ ΟΔΟΣ.") == "οδος οδος"  # final sigma
 
 
 def test_table_normalization_gives_identical_tokens_on_the_vendored_corpora():
@@ -342,9 +351,9 @@ def test_table_normalization_gives_identical_tokens_on_the_vendored_corpora():
                 else D.sample_records(name, 150))
         for r in recs:
             t = r["text"]
-            ref = D._split_words(_regex_minhash_normalize(t), "auto")
-            assert D.minhash_tokens(t) == ref, (name, r["id"])
-            assert [w.decode() if isinstance(w, bytes) else w for w in D.fast_minhash_tokens(t)] == ref, (name, r["id"])
+            ref = MH._split_words(_regex_minhash_normalize(t), "auto")
+            assert MH.minhash_tokens(t) == ref, (name, r["id"])
+            assert [w.decode() if isinstance(w, bytes) else w for w in MH.fast_minhash_tokens(t)] == ref, (name, r["id"])
             n += 1
     assert n >= 150 * len(sources) // 2
 
@@ -352,9 +361,9 @@ def test_table_normalization_gives_identical_tokens_on_the_vendored_corpora():
 # ---------------------------------------------------------------- MinHash vs datasketch
 def test_fast_minhash_agrees_with_datasketch():
     docs = D.sample_records("enwiki_sample", 300)
-    texts, ids, truth = D.inject_near_duplicates([d["text"] for d in docs], [d["id"] for d in docs],
+    texts, ids, truth = DB.inject_near_duplicates([d["text"] for d in docs], [d["id"] for d in docs],
                                                  n_dups=60, seed=0)
-    bench = D.dedup_benchmark(texts, ids, truth, repeats=1)
+    bench = DB.dedup_benchmark(texts, ids, truth, repeats=1)
     assert bench["ours"]["recall"] >= 0.95 and bench["datasketch"]["recall"] >= 0.95
     assert bench["agreement"] >= 0.99
 
@@ -381,10 +390,10 @@ def _needs_spark():
 def test_spark_engine_matches_local(tmp_path):
     _needs_spark()
     cfg = _spark_eq_config()
-    local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
-    spark = D.run_pipeline(cfg, tmp_path / "spark", engine="spark")
-    D.stop_spark()
-    assert D.check_conservation(spark) == []
+    local = PL.run_pipeline(cfg, tmp_path / "local", engine="local")
+    spark = PL.run_pipeline(cfg, tmp_path / "spark", engine="spark")
+    EN.stop_spark()
+    assert PL.check_conservation(spark) == []
     assert spark.outputs["m"]["sha256"] == local.outputs["m"]["sha256"]
     key = lambda r: [(s["path"], s["in"], s["out"], s["dropped"], s["added"]) for s in r.stats]
     assert key(spark) == key(local)
@@ -395,18 +404,18 @@ def test_spark_standalone_cluster_matches_local_and_always_stops(tmp_path):
     _needs_spark()
     cfg = _spark_eq_config(limit=60)
     cfg["branches"][0]["ops"] = cfg["branches"][0]["ops"][:3]  # exact dedup, MinHash LSH, a per-document op
-    local = D.run_pipeline(cfg, tmp_path / "local", engine="local")
+    local = PL.run_pipeline(cfg, tmp_path / "local", engine="local")
     bad = _spark_eq_config(limit=60)
     bad["branches"][0]["ops"] = [{"type": "quality_score", "scorer": "metadata", "metadata_field": "no_such_field"}]
     bad["spark"]["conf"] = {"spark.task.maxFailures": 1}  # raises on the executors: fail at once, no retries
     with pytest.raises(Exception, match="no numeric field 'no_such_field'"):
-        with D.spark_standalone_cluster(workers=2) as cluster:
+        with SP.spark_standalone_cluster(workers=2) as cluster:
             assert cluster.alive_workers() == 2 and len(cluster.leftover_pids()) >= 3  # master + 2 workers
-            res, info = D.run_on_spark_cluster(cfg, tmp_path / "cluster", cluster=cluster)
+            res, info = SP.run_on_spark_cluster(cfg, tmp_path / "cluster", cluster=cluster)
             assert info["workers_used"] == 2  # executors ran on both workers
             assert res.outputs["m"]["sha256"] == local.outputs["m"]["sha256"]
             assert [(s["path"], s["out"]) for s in res.stats] == [(s["path"], s["out"]) for s in local.stats]
-            D.run_on_spark_cluster(bad, tmp_path / "bad", cluster=cluster)
+            SP.run_on_spark_cluster(bad, tmp_path / "bad", cluster=cluster)
     assert all(p.poll() is not None for p in cluster.procs)
     assert cluster.leftover_pids() == []
     from pyspark.sql import SparkSession

@@ -4,7 +4,7 @@ data/eval/gsm8k/ with data_manifests/eval_gsm8k.yaml.
 
 Schema of every SFT row: {"id": str, "messages": [{"role": "system"|"user"|"assistant", "content": str}, ...],
 plus provenance fields}. Rows that overlap an evaluation set are dropped here (exact GSM8K test question,
-or a shared 13-word n-gram with any item of kaiyuan_nb.data.DECONTAM_TASKS, the check chapter 01 applies to
+or a shared 13-word n-gram with any item of kaiyuan_nb.decontam.DECONTAM_TASKS, the check chapter 01 applies to
 pretraining data); the counts go into SOURCE.md and the manifest. Files are gzip JSONL written with mtime=0
 and compresslevel=9, so rerunning reproduces the same bytes and sha256s.
 Usage: .venv/bin/python tools/vendor_sft.py"""
@@ -130,7 +130,7 @@ SETS = {
 
 
 def main() -> None:
-    from kaiyuan_nb.data import NgramIndex, DECONTAM_TASKS
+    from kaiyuan_nb.decontam import NgramIndex, DECONTAM_TASKS
     vendor_eval_gsm8k()
     index = NgramIndex.build(DECONTAM_TASKS)
     test_q = {norm(r["question"]) for r in read_jsonl(ROOT / "data" / "eval" / "gsm8k" / "test.jsonl.gz")}
