@@ -1,4 +1,4 @@
-"Unit and bad-input tests of kaiyuan_nb.stability: the FP16 emulation against real float16 arithmetic."
+"Unit and bad-input tests of kaiyuan_nb.fp16 and kaiyuan_nb.stability: the FP16 emulation against real float16 arithmetic."
 import math
 
 import numpy as np
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kaiyuan_nb.core import ConfigError
-from kaiyuan_nb.stability import (FP16_MAX, Fp16Counter, Fp16Emulation, MixedPrecision, fp16_cast,
-                                  fp16_round, fp16_ulp)
+from kaiyuan_nb.fp16 import (FP16_MAX, Fp16Counter, Fp16Emulation, MixedPrecision, fp16_cast, fp16_round,
+                             fp16_ulp)
 
 
 def within_ulp(emulated: torch.Tensor, real: torch.Tensor) -> bool:
@@ -145,8 +145,9 @@ def test_bad_input():
 
 # ---- the emulation on the Kaiyuan model, the probe, the monitor and the run cache -------------------------
 from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
-from kaiyuan_nb.stability import (ActivationProbe, Fp16Sites, RunSpec, StabilityData, kaiyuan_fp16_sites,
-                                  pick_high_lr, run_stability, summary_table, torch_threads, variant_overrides)
+from kaiyuan_nb.fp16 import ActivationProbe, Fp16Sites, kaiyuan_fp16_sites
+from kaiyuan_nb.stability import (RunSpec, StabilityData, pick_high_lr, run_stability, summary_table, torch_threads,
+                                  variant_overrides)
 
 
 def tiny_model(**kw):
