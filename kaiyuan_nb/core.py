@@ -27,15 +27,14 @@ import torch
 
 # %% auto #0
 __all__ = ['SCALES', 'LATEST', 'CHAPTER_NEEDS', 'TRACKED_PACKAGES', 'PROVENANCE_FIELDS', 'README_BEGIN', 'README_END',
-           'CLAIM_COLUMNS', 'CHAPTER_RE', 'INJECTED_NOTE', 'CHROMIUM_ARGS', 'REMOTE_IMPORT', 'KATEX_DIR', 'ModelSize',
-           'Scale', 'ConfigError', 'get_scale', 'pick_budget', 'seed_everything', 'pick_device', 'training_precision',
-           'atomic_write', 'atomic_write_bytes', 'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load',
-           'repo_root', 'default_run_dir', 'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit',
-           'package_versions', 'machine_info', 'load_average', 'notebook_code', 'code_hash', 'computed_at_commit',
-           'write_results', 'load_results', 'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally',
-           'claims_markdown', 'results_markdown', 'update_readme', 'list_chapters', 'select_chapters', 'saved_notebook',
-           'ChapterFailed', 'run_chapter', 'check_needs', 'run_chapters', 'main', 'build_site', 'localize_katex',
-           'chromium_path', 'chapter_title', 'check_site', 'docs_main']
+           'CLAIM_COLUMNS', 'CHAPTER_RE', 'INJECTED_NOTE', 'ModelSize', 'Scale', 'ConfigError', 'get_scale',
+           'pick_budget', 'seed_everything', 'pick_device', 'training_precision', 'atomic_write', 'atomic_write_bytes',
+           'atomic_write_json', 'read_json', 'atomic_torch_save', 'torch_load', 'repo_root', 'default_run_dir',
+           'chapter_dir', 'results_dir_for', 'chapter_artifact', 'git_commit', 'package_versions', 'machine_info',
+           'load_average', 'notebook_code', 'code_hash', 'computed_at_commit', 'write_results', 'load_results',
+           'ChapterRun', 'claims_frame', 'stale_chapters', 'claims_tally', 'claims_markdown', 'results_markdown',
+           'update_readme', 'list_chapters', 'select_chapters', 'saved_notebook', 'ChapterFailed', 'run_chapter',
+           'check_needs', 'run_chapters', 'main', 'chapter_title', 'docs_main']
 
 # %% ../nbs/00_core.ipynb #c005
 @dataclass(frozen=True)
@@ -755,126 +754,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kaiyuan-report: {len(times)} chapter(s) in {sum(times.values()):.1f} s")
     return 0
 
-# %% ../nbs/00_core.ipynb #c035
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-def build_site(root: str | Path | None = None) -> Path:
-    "Render the site of `_quarto.yml` into `_docs/` (nbdev_docs with Quarto, else smalldocs)."
-    import shutil
-    root = Path(root or repo_root())
-    if shutil.which("quarto"):
-        subprocess.run(["nbdev_docs"], cwd=root, check=True)
-    else:
-        subprocess.run([sys.executable, "-m", "smalldocs.cli", "render", "--quiet", str(root)], check=True)
-    site = root / "_docs"
-    localize_katex(site)
-    for css in site.rglob("*.css"):
-        text = css.read_text(encoding="utf-8")
-        if REMOTE_IMPORT.search(text):
-            atomic_write_bytes(css, REMOTE_IMPORT.sub("", text).encode())
-    atomic_write_bytes(site / "index.html", b'<!doctype html><meta charset="utf-8"><title>kaiyuan-nb</title>'
-                       b'<meta http-equiv="refresh" content="0; url=nbs/index.html">'
-                       b'<a href="nbs/index.html">kaiyuan-nb report</a>\n')
-    return site
-
-REMOTE_IMPORT = re.compile(r"@import url\(https?://[^)]*\);?")  # theme web fonts: dropped, the site works offline
-KATEX_DIR = Path(sys.prefix) / "share" / "katex"  # `make` unpacks KaTeX's dist/ from the npm registry here
-
-def localize_katex(site: Path, katex_dir: Path = KATEX_DIR) -> int:
-    "Copy KaTeX into `site/site_libs/katex` and point every page's CDN links there; return the pages rewritten."
-    import shutil
-    from smalldocs.layout import KATEX
-    pages = [p for p in site.rglob("*.html") if KATEX in p.read_text(encoding="utf-8")]
-    if pages and not (katex_dir / "katex.min.js").exists():
-        raise FileNotFoundError(f"KaTeX is missing in {katex_dir}: run `make install-katex` (npm pack katex)")
-    if pages:
-        shutil.copytree(katex_dir, site / "site_libs" / "katex", dirs_exist_ok=True)
-    for page in pages:
-        local = os.path.relpath(site / "site_libs" / "katex", page.parent)
-        atomic_write_bytes(page, page.read_text(encoding="utf-8").replace(KATEX, local).encode())
-    return len(pages)
-
-def chromium_path() -> str:
-    "Path of the system Chromium, or a clear error saying how to install it."
-    import shutil
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    raise FileNotFoundError("no Chromium found: run `bash tools/system_deps.sh` (apt-get install chromium)")
-
+# %% ../nbs/00_core.ipynb #c035-1
 def chapter_title(name: str, nbs_dir: str | Path | None = None) -> str:
     "A chapter's title: its notebook's first '# ' heading (the name when it has none)."
     cells = json.loads((Path(nbs_dir or repo_root() / "nbs") / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
     return next((l[2:].strip() for c in cells if c["cell_type"] == "markdown"
                  for l in "".join(c["source"]).splitlines() if l.startswith("# ")), name)
 
-def _page_titles(nbs_dir: Path) -> dict[str, str]:
-    "Expected page path → chapter title."
-    return {f"nbs/{name}.html": chapter_title(name, nbs_dir) for name in list_chapters(nbs_dir)}
-
-# %% ../nbs/00_core.ipynb #c036
-def check_site(site: str | Path, nbs_dir: str | Path | None = None,
-               screenshot: str | Path | None = None) -> list[str]:
-    "Open every chapter page in headless Chromium; return the problems found (empty = all good)."
-    import functools, http.server, threading
-    from urllib.parse import urljoin, urlparse
-    from playwright.sync_api import sync_playwright
-    site, nbs_dir = Path(site), Path(nbs_dir or repo_root() / "nbs")
-    titles = _page_titles(nbs_dir)
-    class QuietHandler(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None: pass
-    handler = functools.partial(QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
-    problems: list[str] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            offsite: list[str] = []
-            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
-                       else (offsite.append(route.request.url), route.abort()))
-            links: set[str] = set()
-            for path, title in titles.items():
-                response = page.goto(base + path, wait_until="load")
-                if response is None or response.status != 200:
-                    problems.append(f"{path}: HTTP {response.status if response else 'no response'}")
-                    continue
-                text = page.inner_text("body")
-                math = page.locator("span.math").count()
-                if math:
-                    try:
-                        page.wait_for_function(f"document.querySelectorAll('span.math .katex').length >= {math}",
-                                               timeout=5000)
-                    except Exception:
-                        problems.append(f"{path}: {math - page.locator('span.math .katex').count()} of {math} "
-                                        "formulas left as raw TeX")
-                if title not in text:
-                    problems.append(f"{path}: chapter title {title!r} not on the page")
-                for src, ok in page.eval_on_selector_all(
-                        "img", "imgs => imgs.map(i => [i.currentSrc || i.src, i.complete && i.naturalWidth > 0])"):
-                    if not ok:
-                        problems.append(f"{path}: image did not load: {src[:80]}")
-                for href in page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)"):
-                    if href.startswith(base):
-                        links.add(urlparse(href)._replace(fragment="", query="").geturl())
-                if screenshot and path == "nbs/index.html":
-                    page.screenshot(path=str(screenshot), full_page=False)
-            problems += [f"page requested {url[:80]} outside the site (blocked: the site must work offline)"
-                         for url in sorted(set(offsite))]
-            for link in sorted(links):
-                status = page.request.get(link).status
-                if status != 200:
-                    problems.append(f"broken internal link: {link[len(base):]} (HTTP {status})")
-            browser.close()
-    finally:
-        server.shutdown()
-    return problems
-
+# %% ../nbs/00_core.ipynb #c036-1
 def docs_main(argv: list[str] | None = None) -> int:
     "Console script `kaiyuan-docs`: build the site, check it in Chromium, screenshot the index."
+    from kaiyuan_nb.site import _page_titles, build_site, check_site  # here: site imports this module
     import argparse
     ap = argparse.ArgumentParser(prog="kaiyuan-docs", description="Render and check the docs site.")
     ap.add_argument("--screenshot", default=None, help="save a PNG of the index page here")

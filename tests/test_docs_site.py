@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from kaiyuan_nb.core import build_site, check_site
+from kaiyuan_nb.site import build_site, check_site
 
 from conftest import ROOT, in_ci
 
