@@ -54,6 +54,7 @@ def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str,
         raise ConfigError(f"weights: at least one weight must be positive, got {weights!r}")
     return {n: float(weights.get(n, 0.0)) / total for n in names}
 
+# %% ../nbs/03_trainer.ipynb #c005-1
 class MixtureLoader:
     "Packed (B, seq_len + 1) token batches drawn from several sources in given proportions; exactly resumable."
     def __init__(self, tokens: dict[str, np.ndarray], weights: dict[str, float], seq_len: int,
@@ -264,6 +265,7 @@ class TrainConfig:
 # fields that change only logging / cadence, not the numbers: they may differ on resume
 _RESUME_FREE = {"checkpoint_every", "keep_last", "eval_every", "progress", "on_nonfinite", "device"}
 
+# %% ../nbs/03_trainer.ipynb #c012-1
 class AmpPrecision:
     "fp32 (no scaler) or CUDA fp16 autocast with a dynamic GradScaler: `autocast()` + `scaler`."
     def __init__(self, precision: str = "fp32", device: torch.device | str = "cpu"):
@@ -369,6 +371,7 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
+# %% ../nbs/03_trainer.ipynb #d002-1
 def sync_start(model: nn.Module, loader: Any) -> None:
     "Broadcast rank 0's weights; fail if the loaders of the processes are not at the same position."
     for t in model.state_dict().values():
@@ -458,6 +461,7 @@ def batch_loss(model: nn.Module, batch: torch.Tensor | dict[str, torch.Tensor], 
 
 _CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
+# %% ../nbs/03_trainer.ipynb #c014-1
 def checkpoint_paths(out_dir: str | Path) -> list[Path]:
     "Checkpoints in `<out_dir>/checkpoints`, oldest first."
     d = Path(out_dir) / "checkpoints"
@@ -515,6 +519,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
+# %% ../nbs/03_trainer.ipynb #c014-2
 def _cfg_dict(cfg: TrainConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d["betas"] = list(d["betas"])
@@ -562,6 +567,7 @@ def _restore(state: TrainState, ckpt: dict[str, Any], path: Path, callbacks: Seq
     state.step, state.history, state.evals = ckpt["step"], list(ckpt["history"]), list(ckpt["evals"])
     _set_rng_state(ckpt["rng"])
 
+# %% ../nbs/03_trainer.ipynb #c014-3
 @dataclass
 class TrainResult:
     "Per-step history, evaluations, checkpoints and throughput of a run."
@@ -601,6 +607,7 @@ def _evaluate(state: TrainState, eval_fn: Callable[[nn.Module], dict[str, float]
         cb.on_eval(state, metrics)
     return record
 
+# %% ../nbs/03_trainer.ipynb #c014-4
 def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: str | Path | None = None,
           resume: bool | str | Path = True, callbacks: Sequence[Callback] = (),
           eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, precision: Any = None) -> TrainResult:
@@ -803,6 +810,7 @@ def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batch
     sync()
     return time.perf_counter() - t0, time.process_time() - c0, value
 
+# %% ../nbs/03_trainer.ipynb #c020-1
 def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None = None, batch_size: int = 16,
                 seq_len: int = 256, rounds: int = 5, steps: int = 1, warmup: int = 1, threads: int | None = None,
                 device: str | None = None, seed: int = 0, peak_n: int = 2048, progress: bool = True,
@@ -865,6 +873,7 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
             "same_losses": all(abs(x["ours_loss"] - x["hf_qwen3_loss"]) < 1e-3 * max(1.0, abs(x["ours_loss"]))
                                for x in records)}
 
+# %% ../nbs/03_trainer.ipynb #c020-2
 def bench_main(argv: list[str] | None = None) -> int:
     "CLI: `python -c 'from kaiyuan_nb.train import bench_main; bench_main()' --scale report [--rounds N]`."
     import argparse, json
