@@ -74,10 +74,12 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
         return 0.0
     return float(np.corrcoef(rx, ry)[0, 1])
 
-def signal_stats(values: Any, steps: Sequence[float], metric: str = "margin") -> dict[str, float]:
+def signal_stats(values: Any, steps: Sequence[float], metric: str = "margin", resolution: float = 0.0) -> dict[str, float]:
     """Signal statistics of one task × metric from `values[seed, checkpoint]` (checkpoints in `steps` order):
     mean Spearman vs step, signal (mean of last − first), seed noise (std at the last checkpoint, ddof 1), SNR,
-    and the raw first/last means. Values are oriented higher-is-better first (`LOWER_IS_BETTER` metrics negated)."""
+    and the raw first/last means. Values are oriented higher-is-better first (`LOWER_IS_BETTER` metrics negated).
+    The noise is floored at `resolution`, the metric's smallest step (1/items for an accuracy): three seeds that score
+    the same count of items correct do not make a noiseless metric."""
     v = np.asarray(values, dtype=float)
     if v.ndim != 2 or v.shape[0] < 2 or v.shape[1] < 3:
         raise ConfigError(f"signal_stats: values should be (seeds >= 2, checkpoints >= 3), got shape {v.shape}")
@@ -87,7 +89,8 @@ def signal_stats(values: Any, steps: Sequence[float], metric: str = "margin") ->
     if not np.isfinite(v).all():
         raise ConfigError(f"signal_stats: values of {metric!r} should be finite, got {v.tolist()}")
     o = -v if metric in LOWER_IS_BETTER else v
-    signal, noise = float(np.mean(o[:, -1] - o[:, 0])), float(np.std(o[:, -1], ddof=1))
+    signal = float(np.mean(o[:, -1] - o[:, 0]))
+    noise = max(float(np.std(o[:, -1], ddof=1)), float(resolution))
     snr = abs(signal) / noise if noise > 0 else (SNR_CAP if signal != 0 else 0.0)
     return {"spearman": float(np.mean([spearman(steps, row) for row in o])), "signal": signal, "noise": noise,
             "snr": float(min(snr, SNR_CAP)), "first": float(v[:, 0].mean()), "last": float(v[:, -1].mean())}
@@ -131,9 +134,10 @@ def signal_table(long: pd.DataFrame, rule: SignalRule = SignalRule()) -> pd.Data
         wide = g.pivot(index="seed", columns="step", values="value")
         if wide.isna().any().any():
             raise ConfigError(f"signal_table: {task} {metric} lacks some (seed, step) values: every seed needs every checkpoint")
-        stats = signal_stats(wide.to_numpy(), list(wide.columns), metric)
-        chance = float(g["chance"].iloc[0]) if "chance" in g and metric in ACCURACY_METRICS else math.nan
         n = float(g["n"].iloc[0]) if "n" in g else math.nan
+        resolution = 1 / n if metric in ACCURACY_METRICS and n > 0 else 0.0
+        stats = signal_stats(wide.to_numpy(), list(wide.columns), metric, resolution)
+        chance = float(g["chance"].iloc[0]) if "chance" in g and metric in ACCURACY_METRICS else math.nan
         se = math.sqrt(chance * (1 - chance) / n) if 0 < chance < 1 and n > 0 else math.nan
         rows.append({"task": task, "metric": metric, "seeds": wide.shape[0], "checkpoints": wide.shape[1], **stats,
                      "chance": chance, "above_chance": stats["last"] - chance, "chance_z": (stats["last"] - chance) / se,

@@ -84,3 +84,13 @@ def test_signal_json_round_trip_and_claim_note(tmp_path):
     claim = untested_claim("c", "a claim", "paper", "arc_easy acc per item", "+", None, "needs more")
     ev = annotate_claim(claim, sel, "arc_easy", "acc")["evidence"]
     assert "signal metric: arc_easy acc, NOT selected" in ev and "margin (SNR 30.00)" in ev
+
+
+def test_accuracy_noise_is_floored_at_one_item():
+    "Seeds that end on the same count correct are not noiseless: the noise floor is 1/items, so the SNR stays finite."
+    import pandas as pd
+    from kaiyuan_nb.eval_signal import SignalRule, signal_table
+    rows = [{"seed": s, "step": st, "task": "t", "metric": "acc", "value": v, "chance": 0.25, "n": 40}
+            for s in range(3) for st, v in zip((1, 2, 3, 4), (0.25, 0.27, 0.28, 0.3))]
+    row = signal_table(pd.DataFrame(rows), SignalRule()).iloc[0]
+    assert abs(row["noise"] - 1 / 40) < 1e-12 and abs(row["snr"] - 2.0) < 1e-9
