@@ -487,13 +487,16 @@ def best_settings(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: 
     return asc, uni
 
 # %% ../nbs/07_curriculum.ipynb #c028b
-def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float]
-                ) -> tuple[list[dict], dict[str, float]]:
-    "CDMA's three measurable claims on the grid's paired per-document bpb differences, and their metrics."
+def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float], tag: str = "",
+                label: str = BPB_METRIC, where: str = "") -> tuple[list[dict], dict[str, float]]:
+    """CDMA's three measurable claims on the grid's paired per-document bpb differences, and their metrics;
+    `tag` marks the claim ids and metric names of another pool (`cdma_<tag>_…`), `where` is added to the claims."""
     const, strongest = max(ratios), min(ratios)
+    t = f"_{tag}" if tag else ""
     gain = lambda r: [(1.0, "shuffle", r, "final"), (-1.0, "ascending", r, "final")]  # uniform − ascending
     claims, metrics = [], {}
     def add(id: str, claim: str, metric: str, diffs: dict, evidence: str, paper_effect: str, key: str) -> None:
+        id, claim, key = id.replace("cdma_", f"cdma{t}_", 1), claim + where, key.replace("cdma_", f"cdma{t}_", 1)
         if not diffs:
             claims.append(untested_claim(id, claim, CDMA_SOURCE, metric, "+", paper_effect,
                                          "every seed has a diverged run among the arms"))
@@ -504,31 +507,32 @@ def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Se
     span = "{e.estimate:+.4f} [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}] bits/byte over {e.n_items} documents x {e.n_seeds} seeds"
     if const == 1.0:
         add("cdma_ascending_beats_random_constant_lr", "Ascending-quality order beats random order under a constant LR",
-            f"{BPB_METRIC}: uniform − ascending order, final models, constant LR", cdma_seed_diffs(records, seeds, gain(1.0)),
+            f"{label}: uniform − ascending order, final models, constant LR", cdma_seed_diffs(records, seeds, gain(1.0)),
             "gain " + span, "ascending clearly better than random under constant LR", "cdma_gain_constant_lr")
     else:
-        claims.append(untested_claim("cdma_ascending_beats_random_constant_lr",
-                                     "Ascending-quality order beats random order under a constant LR", CDMA_SOURCE,
-                                     f"{BPB_METRIC}: uniform − ascending", "+", None, "the grid has no constant-LR run"))
+        claims.append(untested_claim(f"cdma{t}_ascending_beats_random_constant_lr",
+                                     "Ascending-quality order beats random order under a constant LR" + where,
+                                     CDMA_SOURCE, f"{label}: uniform − ascending", "+", None,
+                                     "the grid has no constant-LR run"))
     shrink = gain(const) + [(-s, o, strongest, m) for s, o, _, m in gain(strongest)]
     add("cdma_gain_shrinks_with_decay", "The curriculum gain shrinks as the LR decays",
-        f"{BPB_METRIC}: gain at final LR {const:g}x − gain at {strongest:g}x peak (gain = uniform − ascending, final)",
+        f"{label}: gain at final LR {const:g}x − gain at {strongest:g}x peak (gain = uniform − ascending, final)",
         cdma_seed_diffs(records, seeds, shrink), "gain difference " + span, "gain shrinks under LR decay",
         "cdma_gain_shrink")
     strong = cdma_seed_diffs(records, seeds, gain(strongest))
     if strong:
-        metrics["cdma_gain_strongest_decay"] = paired_effect(strong).estimate
+        metrics[f"cdma{t}_gain_strongest_decay"] = paired_effect(strong).estimate
     n_docs = next((len(doc_bpb(r)) for r in records.values() if not r.get("diverged")), 0)
     select = np.arange(n_docs) % 2 == 0
     asc, uni = best_settings(records, seeds, ratios, select)
     best = cdma_seed_diffs(records, seeds, [(1.0, "shuffle", uni, "final"), (-1.0, "ascending", asc, "averaged")])
     add("cdma_best_ascend_avg_beats_best_uniform", "Best Ascend+averaging beats best Uniform+WSD",
-        f"{BPB_METRIC} (odd-indexed half): best uniform final (LR ratio chosen on the even half) − best ascending + "
+        f"{label} (odd-indexed half): best uniform final (LR ratio chosen on the even half) − best ascending + "
         "checkpoint averaging", {s: v[~select] for s, v in best.items()},
         f"best ascending+avg final LR {asc:g}x, best uniform {uni:g}x (chosen on the even-indexed documents); advantage "
         + span, "best Ascend+avg beats best Uniform+WSD under every decay tried", "cdma_best_ascend_avg_advantage")
     for o in ORDERS:
-        metrics[f"diverged_runs_{o}"] = sum(bool(r.get("diverged")) for r in records.values() if r["order"] == o)
+        metrics[f"diverged_runs{t}_{o}"] = sum(bool(r.get("diverged")) for r in records.values() if r["order"] == o)
     return claims, metrics
 
 # %% ../nbs/07_curriculum.ipynb #c028c
