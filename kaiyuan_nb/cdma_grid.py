@@ -22,7 +22,7 @@ from .core import ConfigError, atomic_write_json, read_json
 from .verdicts import effect_metrics, paired_effect, paper_claim, seeds_needed
 
 # %% auto #0
-__all__ = ['ORDERS', 'POWERED_BUDGETS', 'MINICPM_SOURCE', 'CONTROLLED_METRIC', 'DocSet', 'encode_docs', 'word_change_rate',
+__all__ = ['ORDERS', 'POWERED_BUDGETS', 'MINICPM_SOURCE', 'CONTROLLED_METRIC', 'DocSet', 'encode_docs', 'bigram_change_rate',
            'graded_docset', 'degradation_profile', 'calibrated_position', 'web_docset', 'order_documents', 'doc_stream',
            'BranchPlan', 'ema_update', 'WeightTrack', 'train_branches', 'GridSpec', 'PoweredBudget', 'size_params',
            'experiments', 'run_unit', 'run_experiments', 'cdma_records', 'arm_diffs', 'effect_row', 'gain_table',
@@ -52,10 +52,13 @@ def encode_docs(tokenizer: Any, texts: Sequence[str], max_doc_tokens: int) -> li
     ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     return [np.asarray(list(i[:max_doc_tokens - 1]) + [eos], dtype=np.int32) for i in ids]
 
-def word_change_rate(clean: str, noisy: str) -> float:
-    "Share of the clean text's words not found at the same position in the degraded one (missing words count)."
+def bigram_change_rate(clean: str, noisy: str) -> float:
+    "Share of the clean text's word bigrams (counted with multiplicity) that the degraded text no longer holds."
+    from collections import Counter
     a, b = clean.split(), noisy.split()
-    return float(np.mean([i >= len(b) or w != b[i] for i, w in enumerate(a)])) if a else 0.0
+    ca, cb = Counter(zip(a, a[1:])), Counter(zip(b, b[1:]))
+    n = sum(ca.values())
+    return 1.0 - sum((ca & cb).values()) / n if n else 0.0
 
 def graded_docset(texts: Sequence[str], tokenizer: Any, levels: int, n_tokens: int, seed: int,
                   max_doc_tokens: int = 512) -> DocSet:
@@ -81,9 +84,9 @@ def graded_docset(texts: Sequence[str], tokenizer: Any, levels: int, n_tokens: i
 
 # %% ../nbs/07b_cdma_grid.ipynb #p008
 def degradation_profile(texts: Sequence[str], levels: int, seed: int = 0) -> pd.DataFrame:
-    "Mean word-change rate of chapter 06's `degrade` at every level 0 … levels−1 over `texts`."
+    "Mean bigram-change rate of chapter 06's `degrade` at every level 0 … levels−1 over `texts`."
     from kaiyuan_nb.calibration import degrade
-    rows = [{"level": l, "word_change_rate": float(np.mean([word_change_rate(t, degrade(t, l / (levels - 1), seed + i))
+    rows = [{"level": l, "bigram_change_rate": float(np.mean([bigram_change_rate(t, degrade(t, l / (levels - 1), seed + i))
                                                           for i, t in enumerate(texts)]))} for l in range(levels)]
     return pd.DataFrame(rows)
 
@@ -280,6 +283,7 @@ class GridSpec:
     size: str
     tokens: int
     kinds: tuple[str, ...] = ("final", "averaged", "ema")  # models scored per branch
+    seeds: tuple[int, ...] | None = None  # None: the budget's seeds
 
 @dataclass(frozen=True)
 class PoweredBudget:
@@ -289,6 +293,7 @@ class PoweredBudget:
     main_size: str
     tokens: int  # tokens per run of the controlled grid at the main size
     web_tokens: int
+    headline_seeds: tuple[int, ...] = ()  # extra seeds for the constant-LR controlled pair (stable runs only)
     final_lr_ratios: tuple[float, ...] = (1.0, 0.3, 0.1, 0.0)
     placement_ratios: tuple[float, ...] = (1.0, 0.0)
     levels: int = 4
@@ -336,6 +341,11 @@ def experiments(budget: PoweredBudget, vocab_size: int) -> list[GridSpec]:
              GridSpec("placement", "graded", ("descending", "early", "late"), budget.placement_ratios,
                       budget.main_size, budget.tokens, ("final",)),
              GridSpec("web", "web", pair, budget.final_lr_ratios, budget.main_size, budget.web_tokens)]
+    if budget.headline_seeds:
+        if set(budget.headline_seeds) & set(budget.seeds):
+            raise ConfigError(f"headline_seeds: {budget.headline_seeds} overlap seeds {budget.seeds}; give new seeds")
+        specs.append(GridSpec("headline", "graded", pair, (1.0,), budget.main_size, budget.tokens, ("final",),
+                              budget.headline_seeds))
     for name, _ in budget.sizes:
         if name != budget.main_size:
             specs.append(GridSpec(f"size_{name}", "graded", pair, (1.0,), name,
@@ -349,7 +359,7 @@ POWERED_BUDGETS = {
                                                             num_key_value_heads=1, intermediate_size=96)),
                                                 ("m", dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
                                                             num_key_value_heads=1, intermediate_size=128))),
-                           main_size="s", tokens=6144, web_tokens=6144, final_lr_ratios=(1.0, 0.0),
+                           main_size="s", tokens=6144, web_tokens=6144, headline_seeds=(2,), final_lr_ratios=(1.0, 0.0),
                            warmup_steps=2, batch_size=4, average_k=2, average_every=2, eval_docs=6,
                            eval_doc_bytes=400, max_doc_tokens=256, threads=1),
     "report": PoweredBudget(seeds=(0, 1, 2, 3, 4),
@@ -359,7 +369,7 @@ POWERED_BUDGETS = {
                                                   num_key_value_heads=2, intermediate_size=384)),
                                    ("192x3", dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=6,
                                                   num_key_value_heads=2, intermediate_size=576))),
-                            main_size="128x2", tokens=96_000, web_tokens=96_000),
+                            main_size="128x2", tokens=96_000, web_tokens=96_000, headline_seeds=tuple(range(5, 15))),
     "gpu": PoweredBudget(seeds=(0, 1, 2, 3, 4),
                          sizes=(("256x4", dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                                num_key_value_heads=2, intermediate_size=768)),
@@ -368,6 +378,7 @@ POWERED_BUDGETS = {
                                 ("768x12", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                                                 num_key_value_heads=4, intermediate_size=2048))),
                          main_size="512x8", tokens=20_000_000, web_tokens=20_000_000, batch_size=32,
+                         headline_seeds=tuple(range(5, 10)),
                          warmup_steps=200, lr=1e-3, average_every=50, eval_docs=1000, eval_doc_bytes=4000),
 }
 
@@ -424,7 +435,7 @@ def run_experiments(specs: Sequence[GridSpec], budget: PoweredBudget, pools: Cal
     """Every unit of `specs` (cached under `out_dir/<experiment>/`); `pools(corpus, seed, tokens)` builds a pool,
     `texts[corpus]` are its held-out documents. Returns {experiment: {'<order>__s<seed>': unit record}}."""
     from tqdm.auto import tqdm
-    jobs = [(sp, o, s) for sp in specs for s in budget.seeds for o in sp.orders]
+    jobs = [(sp, o, s) for sp in specs for s in (sp.seeds or budget.seeds) for o in sp.orders]
     bar = tqdm(total=sum(budget.plan(sp, seq_len).steps_trained for sp, _, _ in jobs), desc="CDMA grid steps",
                disable=not progress, unit="step")
     cache: dict[tuple, DocSet] = {}

@@ -369,7 +369,7 @@ def test_graded_corpus_is_deterministic_balanced_and_graded():
     assert [t.tolist() for t in a.tokens] != [t.tolist() for t in c.tokens]  # another seed, another pool
     assert np.bincount(a.label).tolist() == [len(a.label) // 4] * 4 and a.n_tokens >= 6_001
     assert (a.quality == -a.label).all()
-    prof = degradation_profile(ENGLISH[:12], 4).word_change_rate.to_numpy()
+    prof = degradation_profile(ENGLISH[:12], 4).bigram_change_rate.to_numpy()
     assert prof[0] == 0.0 and (np.diff(prof) > 0.05).all()  # each level changes clearly more of the text
     with pytest.raises(ConfigError, match="levels"):
         graded_docset(ENGLISH, ByteTokenizer(), 1, 100, 0)
