@@ -340,7 +340,8 @@ def experiments(budget: PoweredBudget, vocab_size: int) -> list[GridSpec]:
     specs = [GridSpec("controlled", "graded", pair, budget.final_lr_ratios, budget.main_size, budget.tokens),
              GridSpec("placement", "graded", ("descending", "early", "late"), budget.placement_ratios,
                       budget.main_size, budget.tokens, ("final",)),
-             GridSpec("web", "web", pair, budget.final_lr_ratios, budget.main_size, budget.web_tokens)]
+             GridSpec("web", "web", pair, budget.final_lr_ratios, budget.main_size, budget.web_tokens,
+                      ("final", "averaged"))]  # the EMA is compared with averaging on the controlled pool
     if budget.headline_seeds:
         if set(budget.headline_seeds) & set(budget.seeds):
             raise ConfigError(f"headline_seeds: {budget.headline_seeds} overlap seeds {budget.seeds}; give new seeds")
