@@ -5,9 +5,7 @@
 # %% ../nbs/07_curriculum.ipynb #c002
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,15 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import ConfigError, atomic_write_json, read_json
+from .core import ConfigError, atomic_write_json
 from .verdicts import check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['ORDERS', 'CDMA_BUDGETS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction',
-           'pick_documents', 'interleaved_ascending', 'Curriculum', 'build_curriculum', 'CurriculumLoader',
-           'average_last', 'CDMABudget', 'cdma_phase', 'cdma_run_id', 'run_cdma', 'run_cdma_grid', 'curriculum_gain',
-           'best_of', 'doc_bpb', 'cdma_seed_diffs', 'best_settings', 'cdma_claims', 'repetition_check',
-           'cdma_untested_claims', 'calibrated_top', 'kaiyuan_phases']
+__all__ = ['ORDERS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction', 'pick_documents',
+           'interleaved_ascending', 'Curriculum', 'build_curriculum', 'CurriculumLoader', 'average_last', 'cdma_run_id',
+           'doc_bpb', 'cdma_seed_diffs', 'best_settings', 'cdma_claims', 'repetition_check', 'cdma_untested_claims',
+           'calibrated_top', 'kaiyuan_phases']
 
 # %% ../nbs/07_curriculum.ipynb #c005
 ORDERS = ("shuffle", "ascending")
@@ -316,139 +313,10 @@ def average_last(model: torch.nn.Module, out_dir: str | Path, k: int, weighting:
     model.load_state_dict(average_checkpoints(paths, weights))
     return [str(p) for p in paths]
 
-# %% ../nbs/07_curriculum.ipynb #c023
-@dataclass(frozen=True)
-class CDMABudget:
-    "Knobs of the CDMA grid at one scale."
-    source: str = "enwiki_sample"
-    train_tokens: int = 200_000
-    final_lr_ratios: tuple[float, ...] = (1.0, 0.3, 0.03)
-    decay_fraction: float = 0.25
-    average_k: int = 6
-    average_every: int = 4
-    seeds: tuple[int, ...] = (0, 1)
-    lr: float = 3e-3
-    batch_size: int = 8
-    warmup_steps: int = 10
-    model: dict = dataclasses.field(default_factory=dict)
-    eval_docs: int = 100
-    eval_doc_bytes: int = 2000
-    threads: int = 0  # torch threads per run (0: all cores, for the one heavy job on an idle machine); 1 fixes
-    # the numbers whatever the machine, and a small model loses a lot when its threads share busy cores
-
-CDMA_BUDGETS = {
-    "smoke": CDMABudget(train_tokens=16_384, final_lr_ratios=(1.0, 0.03), average_k=3, average_every=2, seeds=(0,),
-                        batch_size=4, warmup_steps=2, eval_docs=8, eval_doc_bytes=600, threads=1,
-                        model=dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                   num_key_value_heads=1, intermediate_size=128)),
-    "report": CDMABudget(train_tokens=140_000, final_lr_ratios=(1.0, 0.3, 0.03), average_k=6, average_every=3,
-                         seeds=(0, 1, 2), batch_size=8, warmup_steps=6, eval_docs=64, eval_doc_bytes=2000, threads=0,
-                         model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, intermediate_size=384)),
-    "gpu": CDMABudget(train_tokens=200_000_000, final_lr_ratios=(1.0, 0.5, 0.3, 0.1, 0.0), average_k=6,
-                      average_every=200, seeds=(0, 1, 2), lr=1e-3, batch_size=64, warmup_steps=500,
-                      eval_docs=2000, eval_doc_bytes=8000),
-}
-
-def cdma_phase(budget: CDMABudget, order: str) -> Phase:
-    "The single phase of a CDMA run: all of the source, in `order`."
-    return Phase(order, (Pick(budget.source),), order)
-
+# %% ../nbs/07_curriculum.ipynb #c028r
 def cdma_run_id(order: str, final_lr_ratio: float, seed: int) -> str:
-    "File-safe name of one grid run."
+    "File-safe name of one grid run (the record keys of `cdma_grid.cdma_records`)."
     return f"{order}__lr{final_lr_ratio:g}__s{seed}"
-
-# %% ../nbs/07_curriculum.ipynb #c025
-def _doc_results(model: torch.nn.Module, tok: Any, texts: dict[str, Sequence[str]], seq_len: int) -> dict[str, dict]:
-    "Per held-out domain: every document's NLL (nats) and UTF-8 bytes, and the domain's bits per byte."
-    from kaiyuan_nb.eval import document_nll
-    out = {}
-    for d, t in texts.items():
-        nll, nbytes = document_nll(model, tok, t, seq_len)
-        out[d] = {"nll": nll.tolist(), "bytes": nbytes.tolist(), "bpb": float(nll.sum() / (math.log(2) * nbytes.sum()))}
-    return out
-
-def run_cdma(corpus: Any, budget: CDMABudget, order: str, final_lr_ratio: float, seed: int, seq_len: int,
-             texts: dict[str, Sequence[str]], out_dir: Path) -> dict[str, Any]:
-    """Train and score one (order, final LR ratio, seed) run of the grid; cached in `<out_dir>/<run id>.json`.
-    A run whose loss turns non-finite is recorded with `diverged: true` and no scores."""
-    import shutil
-    from kaiyuan_nb.core import seed_everything
-    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
-    from kaiyuan_nb.train import TrainConfig, train
-    rid = cdma_run_id(order, final_lr_ratio, seed)
-    done = out_dir / f"{rid}.json"
-    if done.exists():
-        return read_json(done)
-    torch.set_num_threads(budget.threads or os.cpu_count() or 1)
-    cur = build_curriculum(corpus, [cdma_phase(budget, order)], budget.train_tokens, seed)
-    loader = CurriculumLoader(cur, seq_len, budget.batch_size)
-    steps = loader.total_steps
-    tail = budget.average_k * budget.average_every
-    if tail >= steps:
-        raise ConfigError(f"CDMA budget: averaging {budget.average_k} checkpoints every {budget.average_every} steps "
-                          f"needs more than {tail} steps; the stream gives {steps}")
-    cfg = TrainConfig(lr=budget.lr, total_steps=steps, schedule="wsd", warmup_steps=budget.warmup_steps,
-                      final_lr_ratio=final_lr_ratio, decay_fraction=budget.decay_fraction,
-                      checkpoint_every=budget.average_every, keep_last=budget.average_k, progress=False,
-                      on_nonfinite="stop")
-    seed_everything(seed)  # the same initialisation for every order and schedule of a seed
-    model = KaiyuanForCausalLM(config_for_scale("report", len(corpus.tokenizer()), **budget.model))
-    run_dir = out_dir / rid
-    result = train(model, loader, cfg, out_dir=run_dir, resume=True)
-    quality = cur.items.groupby(pd.cut(cur.items.start, 10, labels=False))["rank"].mean()
-    record = {"order": order, "final_lr_ratio": final_lr_ratio, "seed": seed, "steps": steps,
-              "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "diverged": result.stopped is not None,
-              "loss": [h["loss"] if math.isfinite(h["loss"]) else None for h in result.history], "lr": [h["lr"] for h in result.history],
-              "rank_by_decile": quality.tolist()}
-    if not record["diverged"]:
-        tok = corpus.tokenizer()
-        model.eval()
-        record["final_docs"] = _doc_results(model, tok, texts, seq_len)
-        average_last(model, run_dir, budget.average_k)
-        record["averaged_docs"] = _doc_results(model, tok, texts, seq_len)
-        for kind in ("final", "averaged"):
-            record[f"{kind}_bpb"] = {d: v["bpb"] for d, v in record[f"{kind}_docs"].items()}
-    atomic_write_json(done, record)
-    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are no longer needed
-    return record
-
-# %% ../nbs/07_curriculum.ipynb #c025b
-def run_cdma_grid(corpus: Any, budget: CDMABudget, seq_len: int, texts: dict[str, Sequence[str]], out_dir: Path,
-                  progress: bool = True) -> pd.DataFrame:
-    "All runs of the grid (cached); one row per finished run and model kind (final | averaged) with bpb per domain."
-    from tqdm.auto import tqdm
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(o, r, s) for s in budget.seeds for r in budget.final_lr_ratios for o in ORDERS]
-    rows = []
-    for order, ratio, seed in tqdm(jobs, desc="CDMA runs", disable=not progress):
-        rec = run_cdma(corpus, budget, order, ratio, seed, seq_len, texts, out_dir)
-        for kind in () if rec.get("diverged") else ("final", "averaged"):
-            row = {"order": order, "final_lr_ratio": ratio, "seed": seed, "model": kind}
-            row.update({f"bpb_{d}": v for d, v in rec[f"{kind}_bpb"].items()})
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame["bpb_mean"] = frame[[c for c in frame.columns if c.startswith("bpb_")]].mean(axis=1)
-    return frame
-
-# %% ../nbs/07_curriculum.ipynb #c027
-def curriculum_gain(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
-    "bpb(uniform) − bpb(ascending) per decay setting and model kind: mean over seeds and the seed range."
-    wide = grid.pivot_table(index=["final_lr_ratio", "model", "seed"], columns="order", values=metric)
-    gain = (wide["shuffle"] - wide["ascending"]).rename("gain").reset_index()
-    return (gain.groupby(["final_lr_ratio", "model"]).gain.agg(["mean", "min", "max", "count"])
-            .reset_index().sort_values(["model", "final_lr_ratio"], ascending=[True, False]))
-
-def best_of(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
-    "Per seed: best ascending+averaging vs best uniform final model (over decay settings), lower bpb is better."
-    rows = []
-    for seed, g in grid.groupby("seed"):
-        asc = g[(g.order == "ascending") & (g.model == "averaged")].sort_values(metric).iloc[0]
-        uni = g[(g.order == "shuffle") & (g.model == "final")].sort_values(metric).iloc[0]
-        rows.append({"seed": seed, "ascending_avg_bpb": asc[metric], "ascending_avg_lr_ratio": asc.final_lr_ratio,
-                     "uniform_bpb": uni[metric], "uniform_lr_ratio": uni.final_lr_ratio,
-                     "advantage": uni[metric] - asc[metric]})
-    return pd.DataFrame(rows)
 
 # %% ../nbs/07_curriculum.ipynb #c028a
 CDMA_SOURCE = "CDMA (arXiv 2511.18903)"

@@ -1,7 +1,6 @@
 """Tests of kaiyuan_nb.curriculum: picks and repetition, the interleaved ascending order, building the
 stream from a corpus, the sequential loader (exact resume after SIGKILL), checkpoint averaging, bad input.
 Real text: the source files of a few stdlib packages, one document per function/class block."""
-import dataclasses
 import json
 import math
 import sys
@@ -15,11 +14,10 @@ import torch
 
 from killtest import finish, kill_when_exists, losses, spawn_worker
 from kaiyuan_nb.core import ConfigError
-from kaiyuan_nb.curriculum import (CDMA_BUDGETS, ORDERS, Curriculum, CurriculumLoader, Phase, Pick, average_last,
-                                   best_of, best_settings, build_curriculum, calibrated_top, cdma_claims, cdma_phase,
-                                   cdma_run_id, cdma_seed_diffs, cdma_untested_claims, curriculum_gain, doc_bpb,
-                                   interleaved_ascending, kaiyuan_phases, pick_documents, rank_fraction,
-                                   repeat_counts, repetition_check, run_cdma)
+from kaiyuan_nb.curriculum import (ORDERS, Curriculum, CurriculumLoader, Phase, Pick, average_last, best_settings,
+                                   build_curriculum, calibrated_top, cdma_claims, cdma_run_id, cdma_seed_diffs,
+                                   cdma_untested_claims, doc_bpb, interleaved_ascending, kaiyuan_phases,
+                                   pick_documents, rank_fraction, repeat_counts, repetition_check)
 from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
 from kaiyuan_nb.train import TrainConfig, checkpoint_paths, latest_checkpoint, load_checkpoint, train
 
@@ -242,20 +240,6 @@ def test_sigkill_then_resume_through_the_curriculum_is_bitwise_identical(tmp_pat
         average_last(model, run_dir, 2, weighting="ema")
 
 
-# --- reading the grid -----------------------------------------------------------------------------
-
-def test_gain_and_best_of():
-    rows = [{"order": o, "final_lr_ratio": r, "seed": s, "model": m,
-             "bpb_mean": 2.0 - (0.2 * r if o == "ascending" else 0.0) - (0.03 if m == "averaged" else 0.0)}
-            for o in ("shuffle", "ascending") for r in (1.0, 0.1) for s in (0, 1) for m in ("final", "averaged")]
-    grid = pd.DataFrame(rows)
-    gain = curriculum_gain(grid).set_index(["model", "final_lr_ratio"])
-    assert gain.loc[("final", 1.0), "mean"] == pytest.approx(0.2)
-    assert gain.loc[("final", 0.1), "mean"] == pytest.approx(0.02)
-    best = best_of(grid)
-    assert best.advantage.tolist() == pytest.approx([0.23, 0.23])
-
-
 # --- CDMA verdicts: paired per-document differences -----------------------------------------------
 
 def canned(order: str, ratio: float, seed: int, shift: float, rng: np.random.Generator, diverged: bool = False) -> dict:
@@ -330,27 +314,6 @@ class ByteTokenizer:
 
     def __call__(self, texts, add_special_tokens=False):
         return {"input_ids": [list(t.encode("utf-8")) for t in texts]}
-
-
-def test_run_cdma_pairs_orders_on_one_document_subset(corpus, tmp_path):
-    corpus.tokenizer = lambda: ByteTokenizer()
-    budget = dataclasses.replace(CDMA_BUDGETS["smoke"], source="json", train_tokens=3_000, average_k=2,
-                                 average_every=2, warmup_steps=1, threads=1)
-    texts = {"en-x": tuple(corpus._docs["email"][:5])}
-    recs = {o: run_cdma(corpus, budget, o, 0.3, 0, 32, texts, tmp_path) for o in ORDERS}
-    for rec in recs.values():
-        assert not rec["diverged"] and len(rec["final_docs"]["en-x"]["nll"]) == 5
-        assert rec["final_bpb"]["en-x"] == pytest.approx(doc_bpb(rec, "final") @ np.array(texts_bytes(texts))
-                                                         / sum(texts_bytes(texts)))
-        assert not np.allclose(doc_bpb(rec, "final"), doc_bpb(rec, "averaged"))
-        assert (tmp_path / f"{cdma_run_id(rec['order'], 0.3, 0)}.json").exists()
-    # only the order differs: both streams hold the same document pieces
-    streams = {o: build_curriculum(corpus, [cdma_phase(budget, o)], budget.train_tokens, 0) for o in ORDERS}
-    assert sorted(streams["shuffle"].items.unit) == sorted(streams["ascending"].items.unit)
-
-
-def texts_bytes(texts):
-    return [len(t.encode("utf-8")) for ts in texts.values() for t in ts]
 
 
 # --- the powered grid (kaiyuan_nb.cdma_grid): graded corpus, orders, branch-off, EMA ------------------
