@@ -5,9 +5,7 @@
 # %% ../nbs/07_curriculum.ipynb #c002
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -16,15 +14,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import ConfigError, atomic_write_json, read_json
+from .core import ConfigError, atomic_write_json
 from .verdicts import check_claim, effect_metrics, paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['ORDERS', 'CDMA_BUDGETS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction',
-           'pick_documents', 'interleaved_ascending', 'Curriculum', 'build_curriculum', 'CurriculumLoader',
-           'average_last', 'CDMABudget', 'cdma_phase', 'cdma_run_id', 'run_cdma', 'run_cdma_grid', 'curriculum_gain',
-           'best_of', 'doc_bpb', 'cdma_seed_diffs', 'best_settings', 'cdma_claims', 'repetition_check',
-           'cdma_untested_claims', 'calibrated_top', 'kaiyuan_phases']
+__all__ = ['ORDERS', 'CDMA_SOURCE', 'BPB_METRIC', 'Pick', 'Phase', 'repeat_counts', 'rank_fraction', 'pick_documents',
+           'interleaved_ascending', 'Curriculum', 'build_curriculum', 'CurriculumLoader', 'average_last', 'cdma_run_id',
+           'doc_bpb', 'cdma_seed_diffs', 'best_settings', 'cdma_claims', 'repetition_check', 'cdma_untested_claims',
+           'calibrated_top', 'kaiyuan_phases']
 
 # %% ../nbs/07_curriculum.ipynb #c005
 ORDERS = ("shuffle", "ascending")
@@ -316,139 +313,10 @@ def average_last(model: torch.nn.Module, out_dir: str | Path, k: int, weighting:
     model.load_state_dict(average_checkpoints(paths, weights))
     return [str(p) for p in paths]
 
-# %% ../nbs/07_curriculum.ipynb #c023
-@dataclass(frozen=True)
-class CDMABudget:
-    "Knobs of the CDMA grid at one scale."
-    source: str = "enwiki_sample"
-    train_tokens: int = 200_000
-    final_lr_ratios: tuple[float, ...] = (1.0, 0.3, 0.03)
-    decay_fraction: float = 0.25
-    average_k: int = 6
-    average_every: int = 4
-    seeds: tuple[int, ...] = (0, 1)
-    lr: float = 3e-3
-    batch_size: int = 8
-    warmup_steps: int = 10
-    model: dict = dataclasses.field(default_factory=dict)
-    eval_docs: int = 100
-    eval_doc_bytes: int = 2000
-    threads: int = 0  # torch threads per run (0: all cores, for the one heavy job on an idle machine); 1 fixes
-    # the numbers whatever the machine, and a small model loses a lot when its threads share busy cores
-
-CDMA_BUDGETS = {
-    "smoke": CDMABudget(train_tokens=16_384, final_lr_ratios=(1.0, 0.03), average_k=3, average_every=2, seeds=(0,),
-                        batch_size=4, warmup_steps=2, eval_docs=8, eval_doc_bytes=600, threads=1,
-                        model=dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                   num_key_value_heads=1, intermediate_size=128)),
-    "report": CDMABudget(train_tokens=140_000, final_lr_ratios=(1.0, 0.3, 0.03), average_k=6, average_every=3,
-                         seeds=(0, 1, 2), batch_size=8, warmup_steps=6, eval_docs=64, eval_doc_bytes=2000, threads=0,
-                         model=dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, intermediate_size=384)),
-    "gpu": CDMABudget(train_tokens=200_000_000, final_lr_ratios=(1.0, 0.5, 0.3, 0.1, 0.0), average_k=6,
-                      average_every=200, seeds=(0, 1, 2), lr=1e-3, batch_size=64, warmup_steps=500,
-                      eval_docs=2000, eval_doc_bytes=8000),
-}
-
-def cdma_phase(budget: CDMABudget, order: str) -> Phase:
-    "The single phase of a CDMA run: all of the source, in `order`."
-    return Phase(order, (Pick(budget.source),), order)
-
+# %% ../nbs/07_curriculum.ipynb #c028r
 def cdma_run_id(order: str, final_lr_ratio: float, seed: int) -> str:
-    "File-safe name of one grid run."
+    "File-safe name of one grid run (the record keys of `cdma_grid.cdma_records`)."
     return f"{order}__lr{final_lr_ratio:g}__s{seed}"
-
-# %% ../nbs/07_curriculum.ipynb #c025
-def _doc_results(model: torch.nn.Module, tok: Any, texts: dict[str, Sequence[str]], seq_len: int) -> dict[str, dict]:
-    "Per held-out domain: every document's NLL (nats) and UTF-8 bytes, and the domain's bits per byte."
-    from kaiyuan_nb.eval import document_nll
-    out = {}
-    for d, t in texts.items():
-        nll, nbytes = document_nll(model, tok, t, seq_len)
-        out[d] = {"nll": nll.tolist(), "bytes": nbytes.tolist(), "bpb": float(nll.sum() / (math.log(2) * nbytes.sum()))}
-    return out
-
-def run_cdma(corpus: Any, budget: CDMABudget, order: str, final_lr_ratio: float, seed: int, seq_len: int,
-             texts: dict[str, Sequence[str]], out_dir: Path) -> dict[str, Any]:
-    """Train and score one (order, final LR ratio, seed) run of the grid; cached in `<out_dir>/<run id>.json`.
-    A run whose loss turns non-finite is recorded with `diverged: true` and no scores."""
-    import shutil
-    from kaiyuan_nb.core import seed_everything
-    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
-    from kaiyuan_nb.train import TrainConfig, train
-    rid = cdma_run_id(order, final_lr_ratio, seed)
-    done = out_dir / f"{rid}.json"
-    if done.exists():
-        return read_json(done)
-    torch.set_num_threads(budget.threads or os.cpu_count() or 1)
-    cur = build_curriculum(corpus, [cdma_phase(budget, order)], budget.train_tokens, seed)
-    loader = CurriculumLoader(cur, seq_len, budget.batch_size)
-    steps = loader.total_steps
-    tail = budget.average_k * budget.average_every
-    if tail >= steps:
-        raise ConfigError(f"CDMA budget: averaging {budget.average_k} checkpoints every {budget.average_every} steps "
-                          f"needs more than {tail} steps; the stream gives {steps}")
-    cfg = TrainConfig(lr=budget.lr, total_steps=steps, schedule="wsd", warmup_steps=budget.warmup_steps,
-                      final_lr_ratio=final_lr_ratio, decay_fraction=budget.decay_fraction,
-                      checkpoint_every=budget.average_every, keep_last=budget.average_k, progress=False,
-                      on_nonfinite="stop")
-    seed_everything(seed)  # the same initialisation for every order and schedule of a seed
-    model = KaiyuanForCausalLM(config_for_scale("report", len(corpus.tokenizer()), **budget.model))
-    run_dir = out_dir / rid
-    result = train(model, loader, cfg, out_dir=run_dir, resume=True)
-    quality = cur.items.groupby(pd.cut(cur.items.start, 10, labels=False))["rank"].mean()
-    record = {"order": order, "final_lr_ratio": final_lr_ratio, "seed": seed, "steps": steps,
-              "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "diverged": result.stopped is not None,
-              "loss": [h["loss"] if math.isfinite(h["loss"]) else None for h in result.history], "lr": [h["lr"] for h in result.history],
-              "rank_by_decile": quality.tolist()}
-    if not record["diverged"]:
-        tok = corpus.tokenizer()
-        model.eval()
-        record["final_docs"] = _doc_results(model, tok, texts, seq_len)
-        average_last(model, run_dir, budget.average_k)
-        record["averaged_docs"] = _doc_results(model, tok, texts, seq_len)
-        for kind in ("final", "averaged"):
-            record[f"{kind}_bpb"] = {d: v["bpb"] for d, v in record[f"{kind}_docs"].items()}
-    atomic_write_json(done, record)
-    shutil.rmtree(run_dir, ignore_errors=True)  # checkpoints are no longer needed
-    return record
-
-# %% ../nbs/07_curriculum.ipynb #c025b
-def run_cdma_grid(corpus: Any, budget: CDMABudget, seq_len: int, texts: dict[str, Sequence[str]], out_dir: Path,
-                  progress: bool = True) -> pd.DataFrame:
-    "All runs of the grid (cached); one row per finished run and model kind (final | averaged) with bpb per domain."
-    from tqdm.auto import tqdm
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(o, r, s) for s in budget.seeds for r in budget.final_lr_ratios for o in ORDERS]
-    rows = []
-    for order, ratio, seed in tqdm(jobs, desc="CDMA runs", disable=not progress):
-        rec = run_cdma(corpus, budget, order, ratio, seed, seq_len, texts, out_dir)
-        for kind in () if rec.get("diverged") else ("final", "averaged"):
-            row = {"order": order, "final_lr_ratio": ratio, "seed": seed, "model": kind}
-            row.update({f"bpb_{d}": v for d, v in rec[f"{kind}_bpb"].items()})
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    frame["bpb_mean"] = frame[[c for c in frame.columns if c.startswith("bpb_")]].mean(axis=1)
-    return frame
-
-# %% ../nbs/07_curriculum.ipynb #c027
-def curriculum_gain(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
-    "bpb(uniform) − bpb(ascending) per decay setting and model kind: mean over seeds and the seed range."
-    wide = grid.pivot_table(index=["final_lr_ratio", "model", "seed"], columns="order", values=metric)
-    gain = (wide["shuffle"] - wide["ascending"]).rename("gain").reset_index()
-    return (gain.groupby(["final_lr_ratio", "model"]).gain.agg(["mean", "min", "max", "count"])
-            .reset_index().sort_values(["model", "final_lr_ratio"], ascending=[True, False]))
-
-def best_of(grid: pd.DataFrame, metric: str = "bpb_mean") -> pd.DataFrame:
-    "Per seed: best ascending+averaging vs best uniform final model (over decay settings), lower bpb is better."
-    rows = []
-    for seed, g in grid.groupby("seed"):
-        asc = g[(g.order == "ascending") & (g.model == "averaged")].sort_values(metric).iloc[0]
-        uni = g[(g.order == "shuffle") & (g.model == "final")].sort_values(metric).iloc[0]
-        rows.append({"seed": seed, "ascending_avg_bpb": asc[metric], "ascending_avg_lr_ratio": asc.final_lr_ratio,
-                     "uniform_bpb": uni[metric], "uniform_lr_ratio": uni.final_lr_ratio,
-                     "advantage": uni[metric] - asc[metric]})
-    return pd.DataFrame(rows)
 
 # %% ../nbs/07_curriculum.ipynb #c028a
 CDMA_SOURCE = "CDMA (arXiv 2511.18903)"
@@ -466,11 +334,11 @@ def doc_bpb(record: Mapping[str, Any], model: str = "final") -> np.ndarray:
 def cdma_seed_diffs(records: Mapping[str, Mapping], seeds: Sequence[int],
                     terms: Sequence[tuple[float, str, float, str]]) -> dict[int, np.ndarray]:
     """Per seed: Σ sign · doc_bpb(run) over `terms` = (sign, order, final LR ratio, model), per held-out document.
-    Seeds where a needed run diverged (or is missing) are left out."""
+    Seeds where a needed run diverged, is missing, or did not score that model are left out."""
     out = {}
     for s in seeds:
         runs = [records.get(cdma_run_id(o, r, s)) for _, o, r, _ in terms]
-        if any(rec is None or rec.get("diverged") for rec in runs):
+        if any(rec is None or rec.get("diverged") or f"{m}_docs" not in rec for rec, (_, _, _, m) in zip(runs, terms)):
             continue
         out[int(s)] = sum(sign * doc_bpb(rec, m) for (sign, _, _, m), rec in zip(terms, runs))
     return out
@@ -487,13 +355,16 @@ def best_settings(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: 
     return asc, uni
 
 # %% ../nbs/07_curriculum.ipynb #c028b
-def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float]
-                ) -> tuple[list[dict], dict[str, float]]:
-    "CDMA's three measurable claims on the grid's paired per-document bpb differences, and their metrics."
+def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Sequence[float], tag: str = "",
+                label: str = BPB_METRIC, where: str = "") -> tuple[list[dict], dict[str, float]]:
+    """CDMA's three measurable claims on the grid's paired per-document bpb differences, and their metrics;
+    `tag` marks the claim ids and metric names of another pool (`cdma_<tag>_…`), `where` is added to the claims."""
     const, strongest = max(ratios), min(ratios)
+    t = f"_{tag}" if tag else ""
     gain = lambda r: [(1.0, "shuffle", r, "final"), (-1.0, "ascending", r, "final")]  # uniform − ascending
     claims, metrics = [], {}
     def add(id: str, claim: str, metric: str, diffs: dict, evidence: str, paper_effect: str, key: str) -> None:
+        id, claim, key = id.replace("cdma_", f"cdma{t}_", 1), claim + where, key.replace("cdma_", f"cdma{t}_", 1)
         if not diffs:
             claims.append(untested_claim(id, claim, CDMA_SOURCE, metric, "+", paper_effect,
                                          "every seed has a diverged run among the arms"))
@@ -504,31 +375,32 @@ def cdma_claims(records: Mapping[str, Mapping], seeds: Sequence[int], ratios: Se
     span = "{e.estimate:+.4f} [{e.ci[0]:+.4f}, {e.ci[1]:+.4f}] bits/byte over {e.n_items} documents x {e.n_seeds} seeds"
     if const == 1.0:
         add("cdma_ascending_beats_random_constant_lr", "Ascending-quality order beats random order under a constant LR",
-            f"{BPB_METRIC}: uniform − ascending order, final models, constant LR", cdma_seed_diffs(records, seeds, gain(1.0)),
+            f"{label}: uniform − ascending order, final models, constant LR", cdma_seed_diffs(records, seeds, gain(1.0)),
             "gain " + span, "ascending clearly better than random under constant LR", "cdma_gain_constant_lr")
     else:
-        claims.append(untested_claim("cdma_ascending_beats_random_constant_lr",
-                                     "Ascending-quality order beats random order under a constant LR", CDMA_SOURCE,
-                                     f"{BPB_METRIC}: uniform − ascending", "+", None, "the grid has no constant-LR run"))
+        claims.append(untested_claim(f"cdma{t}_ascending_beats_random_constant_lr",
+                                     "Ascending-quality order beats random order under a constant LR" + where,
+                                     CDMA_SOURCE, f"{label}: uniform − ascending", "+", None,
+                                     "the grid has no constant-LR run"))
     shrink = gain(const) + [(-s, o, strongest, m) for s, o, _, m in gain(strongest)]
     add("cdma_gain_shrinks_with_decay", "The curriculum gain shrinks as the LR decays",
-        f"{BPB_METRIC}: gain at final LR {const:g}x − gain at {strongest:g}x peak (gain = uniform − ascending, final)",
+        f"{label}: gain at final LR {const:g}x − gain at {strongest:g}x peak (gain = uniform − ascending, final)",
         cdma_seed_diffs(records, seeds, shrink), "gain difference " + span, "gain shrinks under LR decay",
         "cdma_gain_shrink")
     strong = cdma_seed_diffs(records, seeds, gain(strongest))
     if strong:
-        metrics["cdma_gain_strongest_decay"] = paired_effect(strong).estimate
+        metrics[f"cdma{t}_gain_strongest_decay"] = paired_effect(strong).estimate
     n_docs = next((len(doc_bpb(r)) for r in records.values() if not r.get("diverged")), 0)
     select = np.arange(n_docs) % 2 == 0
     asc, uni = best_settings(records, seeds, ratios, select)
     best = cdma_seed_diffs(records, seeds, [(1.0, "shuffle", uni, "final"), (-1.0, "ascending", asc, "averaged")])
     add("cdma_best_ascend_avg_beats_best_uniform", "Best Ascend+averaging beats best Uniform+WSD",
-        f"{BPB_METRIC} (odd-indexed half): best uniform final (LR ratio chosen on the even half) − best ascending + "
+        f"{label} (odd-indexed half): best uniform final (LR ratio chosen on the even half) − best ascending + "
         "checkpoint averaging", {s: v[~select] for s, v in best.items()},
         f"best ascending+avg final LR {asc:g}x, best uniform {uni:g}x (chosen on the even-indexed documents); advantage "
         + span, "best Ascend+avg beats best Uniform+WSD under every decay tried", "cdma_best_ascend_avg_advantage")
     for o in ORDERS:
-        metrics[f"diverged_runs_{o}"] = sum(bool(r.get("diverged")) for r in records.values() if r["order"] == o)
+        metrics[f"diverged_runs{t}_{o}"] = sum(bool(r.get("diverged")) for r in records.values() if r["order"] == o)
     return claims, metrics
 
 # %% ../nbs/07_curriculum.ipynb #c028c
@@ -558,8 +430,9 @@ def cdma_untested_claims() -> list[dict]:
         "score over random shuffling at 1.5B parameters / 30B tokens", CDMA_SOURCE,
         "average benchmark accuracy: CDMA recipe − random order", "+", "+1.64 points at 1.5B params / 30B tokens",
         "it needs a 1.5B-parameter model trained on 30B tokens per arm (about 6·1.5e9·3e10 = 2.7e20 FLOPs per run; "
-        "two arms × 3 seeds ≈ 1.6e21 FLOPs, weeks on one H100-class GPU) and a benchmark suite above chance; even "
-        "the `gpu` budget (200M tokens per run) is ~150x short on tokens")]
+        "two arms × 3 seeds ≈ 1.6e21 FLOPs, weeks on one H100-class GPU) and a benchmark suite above chance; the "
+        "`gpu` budget of the powered grid (20M tokens per run, models up to 768 × 12) is ~1,500x short on tokens, "
+        "so this chapter measures the mechanism (bits per byte on held-out text at three model sizes) instead")]
 
 # %% ../nbs/07_curriculum.ipynb #c030
 def calibrated_top(calibration: pd.DataFrame | None, source: str, reference_top: float) -> float:

@@ -1,7 +1,6 @@
 """Tests of kaiyuan_nb.curriculum: picks and repetition, the interleaved ascending order, building the
 stream from a corpus, the sequential loader (exact resume after SIGKILL), checkpoint averaging, bad input.
 Real text: the source files of a few stdlib packages, one document per function/class block."""
-import dataclasses
 import json
 import math
 import sys
@@ -15,11 +14,10 @@ import torch
 
 from killtest import finish, kill_when_exists, losses, spawn_worker
 from kaiyuan_nb.core import ConfigError
-from kaiyuan_nb.curriculum import (CDMA_BUDGETS, ORDERS, Curriculum, CurriculumLoader, Phase, Pick, average_last,
-                                   best_of, best_settings, build_curriculum, calibrated_top, cdma_claims, cdma_phase,
-                                   cdma_run_id, cdma_seed_diffs, cdma_untested_claims, curriculum_gain, doc_bpb,
-                                   interleaved_ascending, kaiyuan_phases, pick_documents, rank_fraction,
-                                   repeat_counts, repetition_check, run_cdma)
+from kaiyuan_nb.curriculum import (ORDERS, Curriculum, CurriculumLoader, Phase, Pick, average_last, best_settings,
+                                   build_curriculum, calibrated_top, cdma_claims, cdma_run_id, cdma_seed_diffs,
+                                   cdma_untested_claims, doc_bpb, interleaved_ascending, kaiyuan_phases,
+                                   pick_documents, rank_fraction, repeat_counts, repetition_check)
 from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
 from kaiyuan_nb.train import TrainConfig, checkpoint_paths, latest_checkpoint, load_checkpoint, train
 
@@ -242,20 +240,6 @@ def test_sigkill_then_resume_through_the_curriculum_is_bitwise_identical(tmp_pat
         average_last(model, run_dir, 2, weighting="ema")
 
 
-# --- reading the grid -----------------------------------------------------------------------------
-
-def test_gain_and_best_of():
-    rows = [{"order": o, "final_lr_ratio": r, "seed": s, "model": m,
-             "bpb_mean": 2.0 - (0.2 * r if o == "ascending" else 0.0) - (0.03 if m == "averaged" else 0.0)}
-            for o in ("shuffle", "ascending") for r in (1.0, 0.1) for s in (0, 1) for m in ("final", "averaged")]
-    grid = pd.DataFrame(rows)
-    gain = curriculum_gain(grid).set_index(["model", "final_lr_ratio"])
-    assert gain.loc[("final", 1.0), "mean"] == pytest.approx(0.2)
-    assert gain.loc[("final", 0.1), "mean"] == pytest.approx(0.02)
-    best = best_of(grid)
-    assert best.advantage.tolist() == pytest.approx([0.23, 0.23])
-
-
 # --- CDMA verdicts: paired per-document differences -----------------------------------------------
 
 def canned(order: str, ratio: float, seed: int, shift: float, rng: np.random.Generator, diverged: bool = False) -> dict:
@@ -332,25 +316,96 @@ class ByteTokenizer:
         return {"input_ids": [list(t.encode("utf-8")) for t in texts]}
 
 
-def test_run_cdma_pairs_orders_on_one_document_subset(corpus, tmp_path):
-    corpus.tokenizer = lambda: ByteTokenizer()
-    budget = dataclasses.replace(CDMA_BUDGETS["smoke"], source="json", train_tokens=3_000, average_k=2,
-                                 average_every=2, warmup_steps=1, threads=1)
-    texts = {"en-x": tuple(corpus._docs["email"][:5])}
-    recs = {o: run_cdma(corpus, budget, o, 0.3, 0, 32, texts, tmp_path) for o in ORDERS}
-    for rec in recs.values():
-        assert not rec["diverged"] and len(rec["final_docs"]["en-x"]["nll"]) == 5
-        assert rec["final_bpb"]["en-x"] == pytest.approx(doc_bpb(rec, "final") @ np.array(texts_bytes(texts))
-                                                         / sum(texts_bytes(texts)))
-        assert not np.allclose(doc_bpb(rec, "final"), doc_bpb(rec, "averaged"))
-        assert (tmp_path / f"{cdma_run_id(rec['order'], 0.3, 0)}.json").exists()
-    # only the order differs: both streams hold the same document pieces
-    streams = {o: build_curriculum(corpus, [cdma_phase(budget, o)], budget.train_tokens, 0) for o in ORDERS}
-    assert sorted(streams["shuffle"].items.unit) == sorted(streams["ascending"].items.unit)
+# --- the powered grid (kaiyuan_nb.cdma_grid): graded corpus, orders, branch-off, EMA ------------------
+
+ENGLISH = [" ".join(f"The {w} of section {i} explains how the method works in practice, step {j}."
+                    for j in range(12)) for i, w in enumerate(["history", "theory", "design", "result", "use", "cost",
+                                                                 "limit", "origin", "effect", "scope", "role", "form"] * 3)]
 
 
-def texts_bytes(texts):
-    return [len(t.encode("utf-8")) for ts in texts.values() for t in ts]
+def test_graded_corpus_is_deterministic_balanced_and_graded():
+    from kaiyuan_nb.cdma_grid import degradation_profile, graded_docset
+    a = graded_docset(ENGLISH, ByteTokenizer(), 4, 6_000, seed=2)
+    b = graded_docset(ENGLISH, ByteTokenizer(), 4, 6_000, seed=2)
+    c = graded_docset(ENGLISH, ByteTokenizer(), 4, 6_000, seed=3)
+    assert [t.tolist() for t in a.tokens] == [t.tolist() for t in b.tokens] and a.label.tolist() == b.label.tolist()
+    assert [t.tolist() for t in a.tokens] != [t.tolist() for t in c.tokens]  # another seed, another pool
+    assert np.bincount(a.label).tolist() == [len(a.label) // 4] * 4 and a.n_tokens >= 6_001
+    assert (a.quality == -a.label).all()
+    prof = degradation_profile(ENGLISH[:12], 4).bigram_change_rate.to_numpy()
+    assert prof[0] == 0.0 and (np.diff(prof) > 0.05).all()  # each level changes clearly more of the text
+    with pytest.raises(ConfigError, match="levels"):
+        graded_docset(ENGLISH, ByteTokenizer(), 1, 100, 0)
+
+
+def test_orders_permute_one_pool_and_place_the_best_data():
+    from kaiyuan_nb.cdma_grid import ORDERS as ALL_ORDERS, order_documents
+    q = -np.repeat(np.arange(4), 10).astype(float)
+    for o in ALL_ORDERS:
+        assert sorted(order_documents(q, o, 1).tolist()) == list(range(40))
+    assert (q[order_documents(q, "late", 1, 0.25)[-10:]] == 0).all()
+    assert (q[order_documents(q, "early", 1, 0.25)[:10]] == 0).all()
+    assert (np.diff(q[order_documents(q, "ascending", 1)]) >= 0).all()
+    with pytest.raises(ConfigError, match="best_share"):
+        order_documents(q, "late", 1, 1.5)
+
+
+def _tiny_branch_setup():
+    from kaiyuan_nb.cdma_grid import BranchPlan, doc_stream, graded_docset, order_documents
+    pool = graded_docset(ENGLISH, ByteTokenizer(), 4, 4_000, seed=0)
+    stream, _ = doc_stream(pool, order_documents(pool.quality, "shuffle", 0), 12 * 4 * 32)
+    return stream, BranchPlan(12, 2, 6, (1.0, 0.1), lr=3e-3, average_k=3, average_every=2, ema_beta=0.9)
+
+
+def test_branch_off_reproduces_the_straight_run_of_the_trainer():
+    "A decay branched off the stable run equals chapter 03's `train` run straight through with that WSD schedule."
+    from kaiyuan_nb.cdma_grid import train_branches
+    stream, plan = _tiny_branch_setup()
+    torch.set_num_threads(1)
+    branched = train_branches(tiny_model(), stream, 32, 4, plan)
+    cur = Curriculum(stream.astype(np.int32), np.zeros(len(stream), np.int16), ["x"], ["p"], [0],
+                     pd.DataFrame(columns=["start"]), 1.0, False)
+    model = tiny_model()
+    cfg = TrainConfig(lr=3e-3, total_steps=12, schedule="wsd", warmup_steps=2, final_lr_ratio=0.1,
+                      decay_fraction=0.5, progress=False)
+    straight = train(model, CurriculumLoader(cur, 32, 4), cfg, out_dir=None)
+    np.testing.assert_allclose(branched[0.1]["loss"], straight.losses, rtol=1e-5)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(branched[0.1]["final"][k], v, rtol=1e-5, atol=1e-6)
+    assert branched[1.0]["loss"][:6] == branched[0.1]["loss"][:6]  # one stable run, shared
+    assert branched[1.0]["loss"][6:] != branched[0.1]["loss"][6:]
+
+
+def test_ema_and_last_k_average_math():
+    from kaiyuan_nb.cdma_grid import BranchPlan, WeightTrack, ema_update
+    ema = {"w": torch.tensor([1.0])}
+    for t in (2.0, 3.0, 4.0):
+        ema_update(ema, {"w": torch.tensor([t])}, 0.5)
+    assert ema["w"].item() == pytest.approx(0.125 * 1 + 0.125 * 2 + 0.25 * 3 + 0.5 * 4)  # weights sum to one
+    plan = BranchPlan(10, 0, 6, (1.0,), average_k=3, average_every=2, ema_beta=0.5)
+    model = torch.nn.Linear(1, 1, bias=False)
+    w0 = model.weight.item()
+    track, seen = WeightTrack(model, plan), []
+    for step in range(1, 11):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        seen.append(float(step))
+        track.update(model, step)
+    assert track.averaged(model)["weight"].item() == pytest.approx(np.mean([6.0, 8.0, 10.0]))  # steps T, T-2, T-4
+    expect = w0  # the EMA starts at the initial weights
+    for s in seen:
+        expect = 0.5 * expect + 0.5 * s
+    assert track.ema["weight"].item() == pytest.approx(expect)
+
+
+def test_cdma_claims_tag_names_another_pool():
+    claims, metrics = cdma_claims(grid_records(0.03, 0.005), (0, 1, 2), (1.0, 0.3, 0.03), tag="controlled",
+                                  where=" (pool X)")
+    assert {c["id"] for c in claims} == {"cdma_controlled_ascending_beats_random_constant_lr",
+                                         "cdma_controlled_gain_shrinks_with_decay",
+                                         "cdma_controlled_best_ascend_avg_beats_best_uniform"}
+    assert all(c["claim"].endswith("(pool X)") and c["mde"] is not None for c in claims)
+    assert metrics["cdma_controlled_gain_constant_lr"] == pytest.approx(0.03, abs=1e-3)
 
 
 if __name__ == "__main__" and sys.argv[1] == "worker":
