@@ -430,7 +430,9 @@ def cdma_untested_claims() -> list[dict]:
         "score over random shuffling at 1.5B parameters / 30B tokens", CDMA_SOURCE,
         "average benchmark accuracy: CDMA recipe − random order", "+", "+1.64 points at 1.5B params / 30B tokens",
         "it needs a 1.5B-parameter model trained on 30B tokens per arm (about 6·1.5e9·3e10 = 2.7e20 FLOPs per run; "
-        "two arms × 3 seeds ≈ 1.6e21 FLOPs, weeks on one H100-class GPU) and a benchmark suite above chance; the "
+        "two arms × 3 seeds ≈ 1.6e21 FLOPs, weeks on one H100-class GPU) and a benchmark suite above chance (at "
+        "probe size chapter 04's signal rule selects only gold log-prob-per-byte metrics, not the accuracy this row "
+        "reports); the "
         "`gpu` budget of the powered grid (20M tokens per run, models up to 768 × 12) is ~1,500x short on tokens, "
         "so this chapter measures the mechanism (bits per byte on held-out text at three model sizes) instead")]
 
