@@ -454,10 +454,14 @@ def assistant_loss(model: nn.Module, rows: PackedRows, batch_size: int = 8, isol
 # %% ../nbs/09_sft.ipynb #c027_2
 @torch.no_grad()
 def chat_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[Sequence[dict[str, str]]],
-                  max_new_tokens: int = 128, batch_size: int = 64) -> list[dict[str, Any]]:
-    """Greedy replies to chat prompts (message lists ending with a user turn). Each result has `text` (up to
-    `<|im_end|>`), `ended` (the reply closed its turn within `max_new_tokens`) and `new_tokens`."""
+                  max_new_tokens: int = 128, batch_size: int = 64, no_repeat_ngram: int = 0) -> list[dict[str, Any]]:
+    """Greedy replies to chat prompts (message lists ending with a user turn), never repeating an n-gram of
+    `no_repeat_ngram` tokens (0: plain greedy). Each result has `text` (up to `<|im_end|>`), `ended` (the reply
+    closed its turn within `max_new_tokens`) and `new_tokens`."""
     end_id = check_chat_tokenizer(tokenizer)
+    if isinstance(no_repeat_ngram, bool) or not isinstance(no_repeat_ngram, int) or no_repeat_ngram < 0:
+        raise ConfigError(f"no_repeat_ngram: expected an int >= 0 (0 = plain greedy), got {no_repeat_ngram!r}")
+    blocking = {"no_repeat_ngram_size": no_repeat_ngram} if no_repeat_ngram else {}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end_id
     device = next(model.parameters()).device
     enc = [encode_chat(tokenizer, p, add_generation_prompt=True)[0] for p in prompts]
@@ -473,7 +477,7 @@ def chat_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[Sequence[d
             for r, x in enumerate(chunk):
                 ids[r, width - len(x):] = torch.tensor(x); att[r, width - len(x):] = 1
             gen = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), max_new_tokens=max_new_tokens,
-                                 do_sample=False, eos_token_id=end_id, pad_token_id=pad)
+                                 do_sample=False, eos_token_id=end_id, pad_token_id=pad, **blocking)
             for row in gen[:, width:].tolist():
                 ended = end_id in row
                 reply = row[:row.index(end_id)] if ended else row
@@ -537,6 +541,7 @@ class SFTBudget:
     reply_max_new_tokens: int  # N of "closes its turn within N tokens"
     suite_items: int  # items per task of chapter 04's suite (base and chosen setting)
     threads: int = 0  # torch threads (0: all); 1 for tiny smoke models on shared cores
+    no_repeat_ngram: int = 0  # generation never repeats an n-gram this long (0: plain greedy); stops a tiny model's loops
 
     def __post_init__(self) -> None:
         if not self.lrs or not all(isinstance(x, (int, float)) and x > 0 for x in self.lrs):
@@ -549,11 +554,11 @@ BUDGETS = {
     "smoke": SFTBudget(seq_len=256, batch_size=4, lrs=(2e-3, 5e-3), max_epochs=5, eval_epochs=(1, 3, 5), warmup_steps=2,
                        train_tokens=3000, max_train_per_source=120, heldout_fraction=0.05, heldout_per_source=8,
                        gsm8k_items=8, gsm8k_max_new_tokens=32, prompts_per_source=3, reply_max_new_tokens=32,
-                       suite_items=20, threads=1),
-    "report": SFTBudget(seq_len=512, batch_size=8, lrs=(1e-3, 3e-3), max_epochs=5, eval_epochs=(1, 2, 3, 5),
-                        warmup_steps=3, train_tokens=40_000, max_train_per_source=0, heldout_fraction=0.05,
-                        heldout_per_source=32, gsm8k_items=40, gsm8k_max_new_tokens=192, prompts_per_source=12,
-                        reply_max_new_tokens=128, suite_items=60),
+                       suite_items=20, threads=1, no_repeat_ngram=4),
+    "report": SFTBudget(seq_len=512, batch_size=4, lrs=(3e-3,), max_epochs=5, eval_epochs=(1, 2, 3, 5),
+                        warmup_steps=10, train_tokens=160_000, max_train_per_source=0, heldout_fraction=0.05,
+                        heldout_per_source=32, gsm8k_items=40, gsm8k_max_new_tokens=256, prompts_per_source=12,
+                        reply_max_new_tokens=256, suite_items=60, no_repeat_ngram=4),
     "gpu": SFTBudget(seq_len=2048, batch_size=32, lrs=(2e-4, 6e-4), max_epochs=5, eval_epochs=(1, 2, 3, 4, 5),
                      warmup_steps=50, train_tokens=0, max_train_per_source=0, heldout_fraction=0.05,
                      heldout_per_source=400, gsm8k_items=1319, gsm8k_max_new_tokens=384, prompts_per_source=200,

@@ -129,7 +129,7 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
     tot = sum(v["tokens"] for v in out["heldout"].values())
     out["heldout_loss"] = sum(v["loss"] * v["tokens"] for v in out["heldout"].values()) / max(tot, 1)
     replies = chat_generate(model, tokenizer, [[{"role": "user", "content": g["question"]}] for g in gsm8k],
-                            max_new_tokens=budget.gsm8k_max_new_tokens, batch_size=128)
+                            max_new_tokens=budget.gsm8k_max_new_tokens, batch_size=128, no_repeat_ngram=budget.no_repeat_ngram)
     answers = [gsm8k_answer(r["text"]) for r in replies]
     out["gsm8k"] = {"exact_match": float(np.mean([numbers_equal(a, g["answer"]) for a, g in zip(answers, gsm8k)])),
                     "answer_line": float(np.mean([a is not None for a in answers])), **format_rates(replies), "n": len(gsm8k)}
@@ -137,7 +137,7 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
                             for g, a, r in zip(gsm8k, answers, replies)]
     convs = [(n, c) for n, cs in data.heldout_convs.items() for c in cs[:budget.prompts_per_source]]
     rs = chat_generate(model, tokenizer, [c.first_prompt for _, c in convs], max_new_tokens=budget.reply_max_new_tokens,
-                       batch_size=128) if convs else []
+                       batch_size=128, no_repeat_ngram=budget.no_repeat_ngram) if convs else []
     out["prompts"] = {}
     for name in data.heldout_convs:
         reps = [{"id": c.id, "prompt": c.first_prompt[-1]["content"], "reference": c.first_reply, **r}
