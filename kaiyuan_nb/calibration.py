@@ -354,7 +354,8 @@ def score_probe(model: "torch.nn.Module", tokenizer: Any, suite: Any) -> dict[st
     by length-normalized likelihood (`acc_norm`, 0/1, as lm-eval-harness defines it) and the gold option's log-share among the options' per-byte
     log-likelihoods (`gold_logprob`), the task's chance; for every bpb domain each document's NLL (nats) and
     UTF-8 bytes. `performance` is the higher-is-better summary per task (acc_norm, or −bits per byte)."""
-    from kaiyuan_nb.eval import document_nll, encode_pairs, load_task, mc_item_metrics, score_requests
+    from kaiyuan_nb.eval import document_nll, encode_pairs, mc_item_metrics, score_requests
+    from kaiyuan_nb.tasks import load_task
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: dict[str, Any] = {"performance": {}, "chance": {}, "items": {}, "docs": {}}
     for task in suite.tasks:

@@ -56,8 +56,10 @@ def _substitute(obj: Any, params: dict[str, Any], path: str, errors: list[str]) 
     return obj
 
 # %% ../nbs/01f_pipeline.ipynb #c041-1
-def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node | None:
-    "Validate one node config (recursively) into a Node; problems are appended to `errors`."
+def _build_node(cfg: Any, path: str, errors: list[str], role: str) -> Node | None:
+    """Validate one node config into a Node; problems are appended to `errors`. `role`: "root" (a branch's `write`),
+    "child" (an entry of `child_configs`, built recursively) or "op" (an entry of `ops`: no children of its own, so
+    every key but `type` is checked against its parameters)."""
     if not isinstance(cfg, dict):
         errors.append(f"{path}: expected a mapping with a `type`, got {cfg!r}")
         return None
@@ -67,7 +69,7 @@ def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node |
         return None
     cls = NODE_TYPES[t]
     for k, v in cfg.items():
-        if k in ("type", "child_configs", "ops"):
+        if k == "type" or (role != "op" and k in ("child_configs", "ops")):
             continue
         if k not in cls.params:
             errors.append(f"{path}.{k}: unknown key for {t!r}; valid keys: {sorted(cls.params)}")
@@ -76,9 +78,11 @@ def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node |
     for k, p in cls.params.items():
         if p.required and k not in cfg:
             errors.append(f"{path}.{k}: missing required key ({p.describe()}{'; ' + p.doc if p.doc else ''})")
-    if is_root and cls.kind != "writer":
+    if role == "op":
+        return cls(path, cfg, [])
+    if role == "root" and cls.kind != "writer":
         errors.append(f"{path}.type: a branch must be rooted at a `write` node, got {t!r}")
-    if not is_root and cls.kind == "writer":
+    if role == "child" and cls.kind == "writer":
         errors.append(f"{path}.type: `write` may only be the root of a branch")
     kids_cfg, ops_cfg = cfg.get("child_configs", []), cfg.get("ops", [])
     for key, val in (("child_configs", kids_cfg), ("ops", ops_cfg)):
@@ -91,7 +95,7 @@ def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node |
             errors.append(f"{path}: a reader ({t!r}) is a leaf: it takes no child_configs or ops")
     elif not kids_cfg:
         errors.append(f"{path}.child_configs: {t!r} needs at least one child (a reader or an operator subtree)")
-    children = [n for i, c in enumerate(kids_cfg) if (n := _build_node(c, f"{path}.child_configs[{i}]", errors, False))]
+    children = [n for i, c in enumerate(kids_cfg) if (n := _build_node(c, f"{path}.child_configs[{i}]", errors, "child"))]
     for i, op in enumerate(ops_cfg):  # ops: a flat chain over the union of the children
         if isinstance(op, dict) and (op.get("child_configs") or op.get("ops")):
             errors.append(f"{path}.ops[{i}]: an op in `ops` takes its input from the chain; remove its child_configs/ops")
@@ -99,7 +103,7 @@ def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node |
         if isinstance(op, dict) and NODE_TYPES.get(op.get("type")) is not None and NODE_TYPES[op["type"]].kind in ("reader", "writer"):
             errors.append(f"{path}.ops[{i}].type: {op['type']!r} cannot be an op (readers are leaves, writers roots)")
             continue
-        node = _build_op(op, f"{path}.ops[{i}]", errors)
+        node = _build_node(op, f"{path}.ops[{i}]", errors, "op")
         if node is not None:
             node.children = children
             children = [node]
@@ -115,28 +119,6 @@ def _build_node(cfg: Any, path: str, errors: list[str], is_root: bool) -> Node |
     return cls(path, cfg, children)
 
 # %% ../nbs/01f_pipeline.ipynb #c041-2
-def _build_op(op: Any, path: str, errors: list[str]) -> Node | None:
-    "Validate an entry of `ops` (no children of its own)."
-    if not isinstance(op, dict):
-        errors.append(f"{path}: expected a mapping with a `type`, got {op!r}")
-        return None
-    t = op.get("type")
-    if t not in NODE_TYPES:
-        errors.append(f"{path}.type: unknown node type {t!r}; known types: {sorted(NODE_TYPES)}")
-        return None
-    cls = NODE_TYPES[t]
-    for k, v in op.items():
-        if k == "type":
-            continue
-        if k not in cls.params:
-            errors.append(f"{path}.{k}: unknown key for {t!r}; valid keys: {sorted(cls.params)}")
-        elif (why := cls.params[k].check(v)):
-            errors.append(f"{path}.{k}: {why}")
-    for k, p in cls.params.items():
-        if p.required and k not in op:
-            errors.append(f"{path}.{k}: missing required key ({p.describe()}{'; ' + p.doc if p.doc else ''})")
-    return cls(path, op, [])
-
 def _walk(node: Node) -> Iterator[Node]:
     yield node
     for c in node.children:
@@ -177,7 +159,7 @@ def parse_pipeline(config: dict | str | Path, params: dict[str, Any] | None = No
     if not isinstance(branches_cfg, list) or not branches_cfg:
         errors.append(f"branches: expected a non-empty list of `write` nodes, got {branches_cfg!r}")
     else:
-        roots = [r for i, b in enumerate(branches_cfg) if (r := _build_node(b, f"branches[{i}]", errors, True))]
+        roots = [r for i, b in enumerate(branches_cfg) if (r := _build_node(b, f"branches[{i}]", errors, "root"))]
     names = [r.cfg.get("name") for r in roots]
     for i, r in enumerate(roots):
         n = r.cfg.get("name")

@@ -293,7 +293,8 @@ LM_EVAL_CHECK_TASK, LM_EVAL_CHECK_ITEMS, LM_EVAL_TOL = "arc_easy", 40, 1e-4
 def lm_eval_check(harness: Mapping[str, Any], task: str, n: int, reference_model: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
     """The child's lm-eval report on `n` items of `task` against `kaiyuan_nb.eval` on the reference model (fp16 round
     trip, float32, the harness's context length: the model's): chapter 04's `harness_agreement` and the harness's means."""
-    from kaiyuan_nb.eval import encode_pairs, harness_agreement, load_task, score_requests
+    from kaiyuan_nb.eval import encode_pairs, harness_agreement, score_requests
+    from kaiyuan_nb.tasks import load_task
     ref = copy.deepcopy(reference_model).half().float().eval()
     items = load_task(task, n)
     pairs = [(c, k) for it in items for c, k in zip(it.contexts, it.continuations)]

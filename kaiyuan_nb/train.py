@@ -8,11 +8,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import random
 import re
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,17 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import ConfigError, atomic_torch_save, atomic_write_json, torch_load
+from .distributed import all_reduce_grads, all_reduce_mean, any_rank, dist_world, shard_batch, sync_start
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'RECIPE_SECTIONS', 'DATA_KINDS',
-           'DATA_OPTIONAL', 'TRAIN_ENTRY', 'BUDGETS', 'MixtureLoader', 'LRSchedule', 'param_groups', 'TrainConfig',
-           'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'dist_world', 'init_distributed', 'shard_batch',
-           'all_reduce_mean', 'all_reduce_grads', 'any_rank', 'sync_start', 'StopAfter', 'TrainingDiverged', 'lm_loss',
-           'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint', 'load_checkpoint',
-           'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss', 'matmul_peak_gflops',
-           'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main', 'Recipe', 'load_recipe',
-           'recipe_tokens', 'run_recipe', 'train_command', 'train_main', 'max_abs_param_diff', 'ddp_check',
-           'gpu_time_estimate', 'TrainerBudget']
+__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'BUDGETS', 'MixtureLoader', 'LRSchedule',
+           'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
+           'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
+           'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
+           'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -314,91 +308,6 @@ class TrainState:
     stop: bool = False  # a callback sets this to end the run after the current step
     loss: torch.Tensor | None = None  # the current step's loss (after backward)
 
-# %% ../nbs/03_trainer.ipynb #d002
-def dist_world() -> tuple[int, int]:
-    "(rank, world size) of this process: (0, 1) unless `torch.distributed` is initialised."
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def init_distributed() -> tuple[int, int]:
-    """Join the process group that torchrun's environment describes (`WORLD_SIZE` > 1): nccl with
-    one GPU per `LOCAL_RANK` when CUDA is present, gloo on CPU. Returns (rank, world size)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            if local >= torch.cuda.device_count():
-                raise ConfigError(f"DDP: local rank {local} has no GPU of its own ({torch.cuda.device_count()} visible); "
-                                  "start one process per GPU, or hide the GPUs (CUDA_VISIBLE_DEVICES=) to use gloo on CPU")
-            torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist_world()
-
-def shard_batch(batch: torch.Tensor | dict[str, torch.Tensor], rank: int, world: int) -> torch.Tensor | dict[str, torch.Tensor]:
-    "Rows [rank·b, (rank+1)·b) of a global micro-batch of world·b rows (a tensor or a dict of tensors)."
-    if world == 1:
-        return batch
-    rows = (batch["input_ids"] if isinstance(batch, dict) else batch).shape[0]
-    if rows % world:
-        raise ConfigError(f"batch_size: a batch of {rows} rows does not split evenly over {world} processes")
-    per = rows // world
-    cut = lambda t: t[rank * per:(rank + 1) * per]
-    return {k: cut(v) for k, v in batch.items()} if isinstance(batch, dict) else cut(batch)
-
-def _collective_device(device: torch.device) -> torch.device:
-    return device if dist.get_backend() == "nccl" else torch.device("cpu")
-
-def all_reduce_mean(values: Sequence[float], device: torch.device) -> list[float]:
-    "The mean over processes of each of `values` (float64)."
-    t = torch.tensor(list(values), dtype=torch.float64, device=_collective_device(device))
-    dist.all_reduce(t)
-    return (t / dist.get_world_size()).tolist()
-
-def all_reduce_grads(params: Sequence[torch.Tensor]) -> None:
-    "Replace every gradient by its mean over processes (one all-reduce of a flat buffer)."
-    grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
-
-def any_rank(flag: bool, device: torch.device) -> bool:
-    "True on every process if `flag` is true on any."
-    t = torch.tensor([int(flag)], device=_collective_device(device))
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-# %% ../nbs/03_trainer.ipynb #d002-1
-def sync_start(model: nn.Module, loader: Any) -> None:
-    "Broadcast rank 0's weights; fail if the loaders of the processes are not at the same position."
-    for t in model.state_dict().values():
-        dist.broadcast(t, 0)
-    states = [None] * dist.get_world_size()
-    dist.all_gather_object(states, loader.state_dict())
-    if any(s != states[0] for s in states):
-        raise ConfigError("DDP: the processes' loaders differ (data, seed or position); every rank must "
-                          "build the same loader, `train` shards its batches by rank")
-
-class StopAfter(Callback):
-    "End a run (with a checkpoint) after `minutes` of wall time or `steps` steps of this call: a resumable window."
-    def __init__(self, minutes: float | None = None, steps: int | None = None):
-        if minutes is not None and not (isinstance(minutes, (int, float)) and minutes > 0):
-            raise ConfigError(f"StopAfter.minutes: expected a positive number or None, got {minutes!r}")
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-            raise ConfigError(f"StopAfter.steps: expected a positive int or None, got {steps!r}")
-        self.minutes, self.steps = minutes, steps
-
-    def on_train_start(self, state: "TrainState") -> None:
-        self.t0, self.first_step = time.perf_counter(), state.step
-
-    def on_step_end(self, state: "TrainState", record: dict[str, Any]) -> None:
-        elapsed = time.perf_counter() - self.t0
-        if (self.minutes and elapsed >= 60 * self.minutes) or (self.steps and state.step - self.first_step >= self.steps):
-            state.stop = True
-
 # %% ../nbs/03_trainer.ipynb #c014
 class TrainingDiverged(RuntimeError):
     "The loss became nan/inf; the message names the step and the last good checkpoint."
@@ -607,6 +516,98 @@ def _evaluate(state: TrainState, eval_fn: Callable[[nn.Module], dict[str, float]
         cb.on_eval(state, metrics)
     return record
 
+# %% ../nbs/03_trainer.ipynb #c014-4a
+def _train_device(cfg: TrainConfig, world: int) -> torch.device:
+    "`cfg.device`, else CUDA when present, else CPU; under DDP on CUDA, this process's own GPU."
+    device = torch.device(cfg.device) if cfg.device else (
+        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
+    if world > 1 and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+def _resume_from(state: TrainState, out_dir: str | Path | None, resume: bool | str | Path, world: int,
+                 callbacks: Sequence[Callback]) -> None:
+    "Restore `state` from `resume` (a file) or, when true, from the newest checkpoint in `out_dir`, if any."
+    if resume and out_dir is None and not isinstance(resume, (str, Path)):
+        resume = False
+    if resume:
+        path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(out_dir)
+        if world > 1:  # every rank resumes from the file rank 0 picked
+            picked = [path]
+            dist.broadcast_object_list(picked, 0)
+            path = picked[0]
+        if path is not None:
+            _restore(state, load_checkpoint(path), path, callbacks)
+
+def _accumulate_grads(state: TrainState, rank: int, world: int,
+                      device: torch.device) -> tuple[float, float, int, dict[str, int]]:
+    """Forward and backward over one step's `grad_accum` micro-batches: (mean cross-entropy, mean z-loss,
+    target tokens of dict batches, micro-batches per source). A non-finite loss ends it before its backward."""
+    cfg, loader, precision = state.cfg, state.loader, state.precision
+    ce_total = z_total = 0.0
+    target_tokens = 0
+    sources: dict[str, int] = {}
+    for _ in range(cfg.grad_accum):
+        global_batch = loader.next_batch()
+        if isinstance(global_batch, dict):
+            target_tokens += int((global_batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        batch = batch_to(shard_batch(global_batch, rank, world), device)
+        for s in loader.last_sources:
+            sources[s] = sources.get(s, 0) + 1
+        loss, ce, z = batch_loss(state.model, batch, cfg.z_loss, precision.autocast())
+        loss = loss / cfg.grad_accum
+        state.loss = loss
+        ce_value, z_value = ce.item(), z.item()
+        if world > 1:
+            ce_value, z_value = all_reduce_mean([ce_value, z_value], device)
+        ce_total += ce_value / cfg.grad_accum
+        z_total += z_value / cfg.grad_accum
+        if not (math.isfinite(ce_total) and math.isfinite(z_total)):
+            break
+        precision.scaler.scale(loss).backward()
+        del loss
+    return ce_total, z_total, target_tokens, sources
+
+# %% ../nbs/03_trainer.ipynb #c014-4b
+def _optimizer_step(state: TrainState, params: Sequence[torch.Tensor], world: int,
+                    callbacks: Sequence[Callback]) -> tuple[float, bool]:
+    """Average the gradients over processes, unscale, clip, step through the loss scaler and advance the
+    LR schedule: (gradient norm before clipping, whether the scaler skipped the step)."""
+    cfg, optimizer, precision = state.cfg, state.optimizer, state.precision
+    if world > 1:
+        all_reduce_grads(params)
+    for cb in callbacks:
+        cb.on_after_backward(state)
+    precision.scaler.unscale_(optimizer)
+    grads = [p.grad for p in params if p.grad is not None]
+    if cfg.grad_clip is not None:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+    else:
+        grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+    scale_before = float(precision.scaler.get_scale()) if precision.scaler.is_enabled() else 1.0
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+    skipped = precision.scaler.is_enabled() and float(precision.scaler.get_scale()) < scale_before
+    optimizer.zero_grad(set_to_none=True)
+    state.scheduler.step()
+    return grad_norm, skipped
+
+def _eval_and_checkpoint(state: TrainState, out_dir: str | Path | None, eval_fn: Callable | None,
+                         callbacks: Sequence[Callback], rank: int, world: int, checkpoints: list[str]) -> list[str]:
+    "After a step: evaluate and checkpoint when due (and at the end of the run); returns the checkpoints kept."
+    cfg = state.cfg
+    done = state.step >= cfg.total_steps or state.stop
+    if eval_fn is not None and ((cfg.eval_every and state.step % cfg.eval_every == 0) or done):
+        _evaluate(state, eval_fn, callbacks)
+    if out_dir is not None and ((cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0) or done):
+        if rank == 0:
+            save_checkpoint(state, out_dir, callbacks)
+            atomic_write_json(Path(out_dir) / "history.json", {"history": state.history, "evals": state.evals})
+        if world > 1:
+            dist.barrier()
+        checkpoints = [str(p) for p in checkpoint_paths(out_dir)]
+    return checkpoints
+
 # %% ../nbs/03_trainer.ipynb #c014-4
 def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: str | Path | None = None,
           resume: bool | str | Path = True, callbacks: Sequence[Callback] = (),
@@ -620,11 +621,8 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
     from tqdm.auto import tqdm
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"cfg: expected a TrainConfig, got {type(cfg).__name__}")
-    device = torch.device(cfg.device) if cfg.device else (
-        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
     rank, world = dist_world()
-    if world > 1 and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())
+    device = _train_device(cfg, world)
     if loader.batch_size % world:
         raise ConfigError(f"batch_size: the loader's {loader.batch_size} rows per batch do not split over {world} processes")
     model.to(device).train()
@@ -634,16 +632,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
                                   lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=use_fused or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_schedule())
     state = TrainState(model, optimizer, scheduler, loader, cfg, precision)
-    if resume and out_dir is None and not isinstance(resume, (str, Path)):
-        resume = False
-    if resume:
-        path = Path(resume) if isinstance(resume, (str, Path)) else latest_checkpoint(out_dir)
-        if world > 1:  # every rank resumes from the file rank 0 picked
-            picked = [path]
-            dist.broadcast_object_list(picked, 0)
-            path = picked[0]
-        if path is not None:
-            _restore(state, load_checkpoint(path), path, callbacks)
+    _resume_from(state, out_dir, resume, world, callbacks)
     if world > 1:
         sync_start(model, loader)
     checkpoints = [str(p) for p in checkpoint_paths(out_dir)] if out_dir else []
@@ -659,28 +648,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
             cb.on_step_start(state)
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        ce_total = z_total = 0.0
-        target_tokens = 0
-        sources: dict[str, int] = {}
-        for _ in range(cfg.grad_accum):
-            global_batch = loader.next_batch()
-            if isinstance(global_batch, dict):
-                target_tokens += int((global_batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            batch = batch_to(shard_batch(global_batch, rank, world), device)
-            for s in loader.last_sources:
-                sources[s] = sources.get(s, 0) + 1
-            loss, ce, z = batch_loss(model, batch, cfg.z_loss, precision.autocast())
-            loss = loss / cfg.grad_accum
-            state.loss = loss
-            ce_value, z_value = ce.item(), z.item()
-            if world > 1:
-                ce_value, z_value = all_reduce_mean([ce_value, z_value], device)
-            ce_total += ce_value / cfg.grad_accum
-            z_total += z_value / cfg.grad_accum
-            if not (math.isfinite(ce_total) and math.isfinite(z_total)):
-                break
-            precision.scaler.scale(loss).backward()
-            del loss
+        ce_total, z_total, target_tokens, sources = _accumulate_grads(state, rank, world, device)
         if not (math.isfinite(ce_total) and math.isfinite(z_total)):
             last = latest_checkpoint(out_dir) if out_dir else None
             stopped = (f"non-finite loss (ce={ce_total}, z={z_total}) at step {state.step + 1}; the optimizer step was "
@@ -690,22 +658,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
                 bar.close()
                 raise TrainingDiverged(stopped)
             break
-        if world > 1:
-            all_reduce_grads(params)
-        for cb in callbacks:
-            cb.on_after_backward(state)
-        precision.scaler.unscale_(optimizer)
-        grads = [p.grad for p in params if p.grad is not None]
-        if cfg.grad_clip is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-        else:
-            grad_norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-        scale_before = float(precision.scaler.get_scale()) if precision.scaler.is_enabled() else 1.0
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
-        skipped = precision.scaler.is_enabled() and float(precision.scaler.get_scale()) < scale_before
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
+        grad_norm, skipped = _optimizer_step(state, params, world, callbacks)
         state.step += 1
         dt = time.perf_counter() - t0
         train_time += dt
@@ -721,16 +674,7 @@ def train(model: nn.Module, loader: MixtureLoader, cfg: TrainConfig, out_dir: st
         state.history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{ce_total:.3f}", tok_s=f"{tokens_per_step / dt:,.0f}", lr=f"{lr:.2e}")
-        done = state.step >= cfg.total_steps or state.stop
-        if eval_fn is not None and ((cfg.eval_every and state.step % cfg.eval_every == 0) or done):
-            _evaluate(state, eval_fn, callbacks)
-        if out_dir is not None and ((cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0) or done):
-            if rank == 0:
-                save_checkpoint(state, out_dir, callbacks)
-                atomic_write_json(Path(out_dir) / "history.json", {"history": state.history, "evals": state.evals})
-            if world > 1:
-                dist.barrier()
-            checkpoints = [str(p) for p in checkpoint_paths(out_dir)]
+        checkpoints = _eval_and_checkpoint(state, out_dir, eval_fn, callbacks, rank, world, checkpoints)
     bar.close()
     if state.stop and stopped is None:
         stopped = f"stopped by a callback after step {state.step}"
@@ -761,457 +705,6 @@ def eval_loss(model: nn.Module, tokens: dict[str, np.ndarray], seq_len: int, bat
             total += lm_loss(logits, b[:, 1:])[0].item() * len(b)
         out[f"loss_{name}"] = total / len(windows)
     return out
-
-# %% ../nbs/03_trainer.ipynb #c020
-def matmul_peak_gflops(n: int = 2048, reps: int = 3, device: str | torch.device = "cpu") -> float:
-    "Best-of-`reps` FP32 GFLOP/s of an n×n @ n×n matmul (the machine's practical peak)."
-    device = torch.device(device)
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    a @ b; sync()
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter(); a @ b; sync()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
-
-def fp32_flop_per_cycle(flags: set[str], vendor: str, family: int) -> int:
-    """FP32 FLOP per cycle and core: two FMA pipes × SIMD lanes × 2. AMD before Zen 5 (family < 26) runs
-    AVX-512 on 256-bit pipes (Zen 4 double-pumps), so its AVX-512 flag does not double the peak."""
-    if "avx512f" in flags and not (vendor == "AuthenticAMD" and family < 26):
-        return 64
-    return 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
-
-def theoretical_peak_gflops(threads: int | None = None) -> float:
-    "FP32 peak from the CPU's spec: cores used × FLOP/cycle × the clock /proc/cpuinfo reports."
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    field = lambda name, default: next((l.split(":", 1)[1].strip() for l in info.splitlines()
-                                        if l.split(":", 1)[0].strip() == name), default)
-    per_cycle = fp32_flop_per_cycle(set(field("flags", "").split()), field("vendor_id", ""), int(field("cpu family", "0")))
-    mhz = float(field("cpu MHz", "nan"))
-    cores = min(threads or torch.get_num_threads(), os.cpu_count() or 1)
-    return cores * per_cycle * mhz / 1e3
-
-def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[torch.Tensor],
-                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float, float]:
-    "Run `steps` training steps on batches[start:]; return (wall seconds, process CPU seconds, last loss)."
-    device = next(model.parameters()).device
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for i in range(steps):
-        batch = batches[(start + i) % len(batches)].to(device)
-        loss = batch_loss(model, batch)[0]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    value = loss.item()
-    sync()
-    return time.perf_counter() - t0, time.process_time() - c0, value
-
-# %% ../nbs/03_trainer.ipynb #c020-1
-def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None = None, batch_size: int = 16,
-                seq_len: int = 256, rounds: int = 5, steps: int = 1, warmup: int = 1, threads: int | None = None,
-                device: str | None = None, seed: int = 0, peak_n: int = 2048, progress: bool = True,
-                max_load: float = 1.5) -> dict[str, Any]:
-    """Interleaved training-throughput benchmark of `KaiyuanForCausalLM` vs transformers' `Qwen3ForCausalLM`
-    of the same config and weights; returns medians, ranges, per-round records, MFU against the sgemm
-    measured in the same rounds and against the CPU's theoretical peak, and the load average: a run
-    that starts with a load above `max_load` is flagged `loaded` (its numbers say little about the code)."""
-    from tqdm.auto import tqdm
-    from kaiyuan_nb.model import KaiyuanForCausalLM, param_counts, to_qwen3
-    if rounds < 1 or steps < 1:
-        raise ConfigError(f"bench_train: rounds and steps must be >= 1, got {rounds}, {steps}")
-    if threads:
-        torch.set_num_threads(threads)
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(seed)
-    ours = KaiyuanForCausalLM(config).to(dev).train()
-    hf = to_qwen3(ours).to(dev).train()
-    if batches is None:  # token ids only matter for the embedding lookup; the chapter passes real text
-        g = torch.Generator().manual_seed(seed)
-        batches = [torch.randint(0, config.vocab_size, (batch_size, seq_len + 1), generator=g) for _ in range(4)]
-    tokens_per_step = batches[0].shape[0] * (batches[0].shape[1] - 1)
-    models = {"ours": ours, "hf_qwen3": hf}
-    opts = {k: torch.optim.AdamW(param_groups(m, 0.1), lr=1e-3, betas=(0.9, 0.95), fused=True) for k, m in models.items()}
-    load_start = os.getloadavg()[0]
-    for k, m in models.items():  # warm-up: allocator, kernels, optimizer state
-        _timed_train_steps(m, opts[k], batches, 0, warmup)
-    n_matmul = param_counts(config)["matmul"]
-    records = []
-    for r in tqdm(range(rounds), desc="bench", disable=not progress):
-        order = ["ours", "hf_qwen3"] if r % 2 == 0 else ["hf_qwen3", "ours"]
-        rec: dict[str, Any] = {"round": r, "order": order}
-        for k in order:  # each model's steps are followed by a peak sample taken under the same load
-            secs, cpu, loss = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
-            rec[f"{k}_tokens_per_s"] = steps * tokens_per_step / secs
-            rec[f"{k}_tokens_per_cpu_s"] = steps * tokens_per_step / cpu
-            rec[f"{k}_loss"] = loss
-            rec[f"{k}_peak_gflops"] = matmul_peak_gflops(peak_n, reps=2, device=dev)
-        rec["peak_gflops"] = max(rec["ours_peak_gflops"], rec["hf_qwen3_peak_gflops"])
-        rec["ratio"] = rec["ours_tokens_per_s"] / rec["hf_qwen3_tokens_per_s"]
-        rec["mfu"] = 6 * n_matmul * rec["ours_tokens_per_s"] / (rec["ours_peak_gflops"] * 1e9)
-        rec["hf_mfu"] = 6 * n_matmul * rec["hf_qwen3_tokens_per_s"] / (rec["hf_qwen3_peak_gflops"] * 1e9)
-        records.append(rec)
-    # Which model runs first in a round matters under a noisy load, so rounds come in pairs with both
-    # orders; a pair's value is the geometric mean of its two rounds, and the median is over pairs.
-    groups = [records[i:i + 2] for i in range(0, len(records) - 1, 2)] or [records]
-    med = lambda key: float(np.median([math.exp(np.mean([math.log(x[key]) for x in g])) for g in groups]))
-    theory = theoretical_peak_gflops() if dev.type == "cpu" else float("nan")
-    return {"load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2),
-            "loaded": load_start > max_load, "theoretical_peak_gflops": theory,
-            "mfu_vs_theoretical": 6 * n_matmul * med("ours_tokens_per_s") / (theory * 1e9),
-            "ours_tokens_per_cpu_s": med("ours_tokens_per_cpu_s"),
-            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"), "ratio": med("ratio"), "pairs": len(groups), "ratio_min": min(x["ratio"] for x in records),
-            "ratio_max": max(x["ratio"] for x in records), "mfu": med("mfu"),
-            "mfu_min": min(x["mfu"] for x in records), "mfu_max": max(x["mfu"] for x in records),
-            "hf_mfu": med("hf_mfu"), "ours_tokens_per_s": med("ours_tokens_per_s"),
-            "hf_qwen3_tokens_per_s": med("hf_qwen3_tokens_per_s"), "peak_gflops": med("peak_gflops"),
-            "params_matmul": n_matmul, "tokens_per_step": tokens_per_step, "rounds": records,
-            "threads": torch.get_num_threads(), "device": str(dev),
-            "same_losses": all(abs(x["ours_loss"] - x["hf_qwen3_loss"]) < 1e-3 * max(1.0, abs(x["ours_loss"]))
-                               for x in records)}
-
-# %% ../nbs/03_trainer.ipynb #c020-2
-def bench_main(argv: list[str] | None = None) -> int:
-    "CLI: `python -c 'from kaiyuan_nb.train import bench_main; bench_main()' --scale report [--rounds N]`."
-    import argparse, json
-    from kaiyuan_nb.core import get_scale
-    from kaiyuan_nb.model import config_for_scale
-    ap = argparse.ArgumentParser(prog="bench_train", description="Training tokens/s: ours vs transformers Qwen3, and MFU.")
-    ap.add_argument("--scale", default="report")
-    ap.add_argument("--vocab-size", type=int, default=None, help="default: the scale's")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the scale's")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=None, help="default: torch's (all cores)")
-    ap.add_argument("--out", default=None, help="write the JSON result here")
-    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    sc = get_scale(args.scale)
-    res = bench_train(config_for_scale(sc, args.vocab_size), batch_size=args.batch_size or sc.batch_size,
-                      seq_len=sc.model.seq_len, rounds=args.rounds, steps=args.steps, threads=args.threads)
-    print(f"train tokens/s  ours {res['ours_tokens_per_s']:.0f}  transformers Qwen3 {res['hf_qwen3_tokens_per_s']:.0f}  "
-          f"ratio {res['ratio']:.3f} (range {res['ratio_min']:.3f}-{res['ratio_max']:.3f})")
-    print(f"fp32 matmul peak {res['peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu']:.1%} "
-          f"(range {res['mfu_min']:.1%}-{res['mfu_max']:.1%})  transformers {res['hf_mfu']:.1%}  threads {res['threads']}")
-    print(f"theoretical peak {res['theoretical_peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu_vs_theoretical']:.1%}  "
-          f"ours {res['ours_tokens_per_cpu_s']:.0f} tokens per CPU-second  load average {res['load_avg_start']} -> "
-          f"{res['load_avg_end']}" + ("  (LOADED: start above the idle limit)" if res["loaded"] else ""))
-    if args.out:
-        atomic_write_json(args.out, res)
-    return 0
-
-# %% ../nbs/03_trainer.ipynb #d005
-RECIPE_SECTIONS = ("data", "model", "train", "export")
-DATA_KINDS = {"text": {"files"}, "tokens": {"path"}, "corpus": set()}
-DATA_OPTIONAL = {"weights", "batch_size", "micro_batch", "seq_len", "vocab_size", "run_dir", "sources"}
-_FIELD_TYPES = {"float": (int, float), "int": int, "str": str, "bool": bool}
-
-def _checked_train_fields(values: Any, where: str) -> dict[str, Any]:
-    "Type-check recipe `train:` values against `TrainConfig`'s field annotations."
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping of TrainConfig fields, got {values!r}")
-    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-    out = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"{where}.{key}: unknown key; valid keys are {sorted(fields)}")
-        base = fields[key].split("|")[0].strip()
-        expected = _FIELD_TYPES.get(base, (list, tuple))
-        if value is None and "None" in fields[key]:
-            out[key] = value
-            continue
-        if not isinstance(value, expected) or (isinstance(value, bool) and base != "bool"):
-            hint = " (YAML reads 3e-3 as a string: write 3.0e-3)" if isinstance(value, str) and base == "float" else ""
-            raise ConfigError(f"{where}.{key}: expected {fields[key]}, got {value!r}{hint}")
-        out[key] = value
-    return out
-
-@dataclass(frozen=True)
-class Recipe:
-    "A validated training recipe (see `load_recipe`)."
-    path: Path
-    data: dict[str, Any]
-    model: dict[str, Any]
-    train: dict[str, Any]
-    export: bool = False
-
-def load_recipe(path: str | Path) -> Recipe:
-    "Read and validate a recipe YAML; every error names the file and the key."
-    import yaml
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--recipe: {path} does not exist")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {list(RECIPE_SECTIONS)}")
-    unknown = sorted(set(raw) - set(RECIPE_SECTIONS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; valid keys are {list(RECIPE_SECTIONS)}")
-    data, model = raw.get("data"), raw.get("model") or {}
-    kind = data.get("kind") if isinstance(data, dict) else None
-    if kind not in DATA_KINDS:
-        raise ConfigError(f"{path}: data.kind: expected one of {sorted(DATA_KINDS)}, got {kind!r}")
-    missing = sorted(DATA_KINDS[kind] - set(data))
-    extra = sorted(set(data) - DATA_KINDS[kind] - DATA_OPTIONAL - {"kind"})
-    if missing or extra:
-        raise ConfigError(f"{path}: data: kind {kind!r} needs {sorted(DATA_KINDS[kind])}; missing {missing}, unknown {extra}")
-    for key in ("batch_size", "micro_batch", "seq_len", "vocab_size"):
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int) or data[key] < 1):
-            raise ConfigError(f"{path}: data.{key}: expected a positive int, got {data[key]!r}")
-    if kind == "text" and (not isinstance(data["files"], dict) or not data["files"]):
-        raise ConfigError(f"{path}: data.files: expected a mapping source -> glob, got {data['files']!r}")
-    if not isinstance(model, dict):
-        raise ConfigError(f"{path}: model: expected a mapping of KaiyuanConfig overrides, got {model!r}")
-    if "micro_batch" in data and "grad_accum" in (raw.get("train") or {}):
-        raise ConfigError(f"{path}: data.micro_batch and train.grad_accum: set one (grad_accum follows from micro_batch)")
-    if not isinstance(raw.get("export", False), bool):
-        raise ConfigError(f"{path}: export: expected true or false, got {raw['export']!r}")
-    if raw.get("export") and kind == "tokens":
-        raise ConfigError(f"{path}: export: a release needs a tokenizer; data.kind 'tokens' has none (use 'text' or 'corpus')")
-    return Recipe(path, dict(data), dict(model), _checked_train_fields(raw.get("train") or {}, f"{path}: train"),
-                  raw.get("export", False))
-
-# %% ../nbs/03_trainer.ipynb #d007
-def _text_streams(recipe: Recipe, scale: "Scale", out_dir: Path) -> tuple[dict[str, np.ndarray], Any]:
-    "Token streams of the recipe's text files, with a BPE trained once (by rank 0) and kept in `<out_dir>/tokenizer`."
-    import glob
-    from transformers import AutoTokenizer
-    from kaiyuan_nb.data import train_tokenizer
-    texts = {}
-    for source, pattern in recipe.data["files"].items():
-        found = sorted(glob.glob(str(recipe.path.parent / pattern), recursive=True))
-        if not found:
-            raise ConfigError(f"{recipe.path}: data.files.{source}: {pattern!r} matches no file under {recipe.path.parent}")
-        texts[source] = [Path(f).read_text(encoding="utf-8", errors="replace") for f in found]
-    tok_dir = out_dir / "tokenizer"
-    if dist_world()[0] == 0 and not (tok_dir / "tokenizer.json").exists():
-        vocab = recipe.data.get("vocab_size", scale.model.vocab_size)
-        tmp = out_dir / "tokenizer.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        train_tokenizer([t for ts in texts.values() for t in ts], vocab).save_pretrained(tmp)
-        os.replace(tmp, tok_dir)
-    if dist_world()[1] > 1:
-        dist.barrier()
-    tok = AutoTokenizer.from_pretrained(tok_dir)
-    streams = {s: np.array([i for t in ts for i in tok(t).input_ids + [tok.eos_token_id]], dtype=np.int32)
-               for s, ts in texts.items()}
-    return streams, tok
-
-def recipe_tokens(recipe: Recipe, scale: "Scale", out_dir: str | Path) -> tuple[dict[str, np.ndarray], int, Any]:
-    "(token streams per source, vocabulary size, tokenizer or None) of a recipe's `data` section."
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    kind = recipe.data["kind"]
-    if kind == "text":
-        tokens, tok = _text_streams(recipe, scale, out_dir)
-        return tokens, len(tok), tok
-    if kind == "tokens":
-        path = recipe.path.parent / recipe.data["path"]
-        if not path.is_file():
-            raise ConfigError(f"{recipe.path}: data.path: {path} does not exist")
-        with np.load(path) as z:
-            tokens = {k: z[k] for k in z.files}
-        vocab = recipe.data.get("vocab_size", scale.model.vocab_size)
-        top = max(int(t.max()) for t in tokens.values())
-        if top >= vocab:
-            raise ConfigError(f"{recipe.path}: data.vocab_size: {vocab}, but {path} holds token id {top}")
-        return tokens, vocab, None
-    from kaiyuan_nb.data import prepare_corpus
-    build = lambda: prepare_corpus(scale, recipe.data.get("run_dir"), sources=recipe.data.get("sources"), progress=False)
-    if dist_world()[0] == 0:
-        build()  # the other ranks wait, then read the cached corpus
-    if dist_world()[1] > 1:
-        dist.barrier()
-    corpus = build()
-    tok = corpus.tokenizer()
-    return {s: corpus.tokens(s, "train") for s in corpus.sources}, len(tok), tok
-
-# %% ../nbs/03_trainer.ipynb #d008
-def _save_final(model: nn.Module, tok: Any, out_dir: Path, recipe: Recipe, scale: "Scale") -> None:
-    "The trained model (and tokenizer) in `<out_dir>/model`; with `export: true` a release folder too."
-    tmp = out_dir / "model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if tok is not None:
-        tok.save_pretrained(tmp)
-    shutil.rmtree(out_dir / "model", ignore_errors=True)
-    os.replace(tmp, out_dir / "model")
-    if recipe.export:
-        from kaiyuan_nb.release import export_release
-        card = (f"# {recipe.path.stem} ({scale.name})\n\nTrained by `kaiyuan-train --recipe {recipe.path.name} "
-                f"--scale {scale.name}` (kaiyuan_nb, chapter 03).\n")
-        export_release(model, tok, out_dir / "release", chat=False, card=card)
-
-def run_recipe(recipe: Recipe, scale: str | "Scale", out_dir: str | Path, seed: int = 0,
-               max_minutes: float | None = None, max_steps: int | None = None) -> dict[str, Any]:
-    """Train `recipe` at `scale` into `out_dir` (resuming from its newest checkpoint) for at most one
-    window; rank 0 writes `<out_dir>/result.json` and, once finished, the model. Returns that summary."""
-    from kaiyuan_nb.core import get_scale, pick_device, read_json, seed_everything, training_precision
-    from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
-    scale, out_dir = get_scale(scale), Path(out_dir)
-    rank, world = dist_world()
-    tokens, vocab, tok = recipe_tokens(recipe, scale, out_dir)
-    global_batch = recipe.data.get("batch_size", scale.batch_size)
-    micro = recipe.data.get("micro_batch")
-    if micro is not None and global_batch % (world * micro):
-        raise ConfigError(f"{recipe.path}: data.micro_batch: {micro} rows × {world} process(es) do not divide "
-                          f"the global batch data.batch_size = {global_batch}")
-    accum = global_batch // (world * micro) if micro else recipe.train.get("grad_accum", 1)
-    if global_batch % accum:
-        raise ConfigError(f"{recipe.path}: train.grad_accum: {accum} does not divide data.batch_size = {global_batch}")
-    try:
-        loader = MixtureLoader(tokens, recipe.data.get("weights") or {s: 1.0 for s in tokens},
-                               recipe.data.get("seq_len", scale.model.seq_len), global_batch // accum, seed=seed)
-    except ConfigError as e:
-        raise ConfigError(f"{recipe.path}: data: {e}") from e
-    try:
-        seed_everything(seed)
-        model = KaiyuanForCausalLM(config_for_scale(scale, vocab, **recipe.model))
-    except (ConfigError, TypeError) as e:
-        raise ConfigError(f"{recipe.path}: model: {e}") from e
-    device = pick_device(recipe.train.get("device"))
-    try:
-        cfg = TrainConfig(**{"total_steps": scale.train_steps, "precision": training_precision(device),
-                             "progress": rank == 0 and sys.stderr.isatty(), **recipe.train, "grad_accum": accum})
-    except ConfigError as e:
-        raise ConfigError(f"{recipe.path}: train: {e}") from e
-    window = StopAfter(max_minutes, max_steps)
-    result = train(model, loader, cfg, out_dir, callbacks=[window])
-    step = result.history[-1]["step"] if result.history else 0
-    previous = read_json(out_dir / "result.json") if (out_dir / "result.json").exists() else {}
-    summary = {"scale": scale.name, "recipe": str(recipe.path), "world_size": result.world_size, "step": step,
-               "total_steps": cfg.total_steps, "finished": step >= cfg.total_steps,
-               "windows": previous.get("windows", 0) + int(step > window.first_step), "precision": cfg.precision,
-               "device": str(device), "tokens": result.tokens, "stopped": result.stopped, "losses": result.losses}
-    if rank == 0:
-        if summary["finished"]:
-            _save_final(model, tok, out_dir, recipe, scale)
-        atomic_write_json(out_dir / "result.json", summary)
-    return summary
-
-# %% ../nbs/03_trainer.ipynb #d009
-TRAIN_ENTRY = "from kaiyuan_nb.train import train_main; raise SystemExit(train_main())"
-
-def train_command(argv: Sequence[Any], world_size: int = 1) -> list[str]:
-    "The command that runs `kaiyuan-train argv` as `world_size` processes (under torchrun when > 1)."
-    one = [sys.executable, "-c", TRAIN_ENTRY, *map(str, argv)]
-    if world_size == 1:
-        return one
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world_size}",
-            "--no-python", *one]
-
-def _train_parser() -> "argparse.ArgumentParser":
-    import argparse
-    ap = argparse.ArgumentParser(prog="kaiyuan-train", description="Train a recipe at a scale (resumable, DDP, windows).")
-    ap.add_argument("--recipe", required=True, help="recipe YAML (see recipes/toy.yaml)")
-    ap.add_argument("--scale", default="smoke", help="smoke | report | gpu | gpu-dryrun")
-    ap.add_argument("--out", required=True, help="run folder: checkpoints, result.json, model (resumed if present)")
-    ap.add_argument("--max-minutes", type=float, default=None, help="end this call after M minutes (default: the scale's window)")
-    ap.add_argument("--max-steps", type=int, default=None, help="end this call after K steps")
-    ap.add_argument("--world-size", type=int, default=None, help="processes (default: the scale's; ignored under torchrun)")
-    ap.add_argument("--seed", type=int, default=0)
-    return ap
-
-def train_main(argv: Sequence[str] | None = None) -> int:
-    "CLI `kaiyuan-train`: train a recipe for one window; exit 0 when the window or the run ends."
-    from kaiyuan_nb.core import get_scale
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    args = _train_parser().parse_args(argv)
-    try:
-        scale, recipe = get_scale(args.scale), load_recipe(args.recipe)
-        world = args.world_size or scale.world_size
-        if world < 1:
-            raise ConfigError(f"--world-size: expected a positive int, got {world}")
-        if world > 1 and "RANK" not in os.environ:
-            return subprocess.run(train_command(argv, world)).returncode
-        joined = not dist.is_initialized()
-        rank, _ = init_distributed()
-        try:
-            minutes = args.max_minutes if args.max_minutes is not None else scale.window_minutes
-            summary = run_recipe(recipe, scale, args.out, args.seed, minutes, args.max_steps)
-        finally:
-            if joined and dist.is_initialized():
-                dist.destroy_process_group()
-    except ConfigError as e:
-        print(f"kaiyuan-train: error: {e}", file=sys.stderr)
-        return 2
-    if rank == 0 and summary["finished"]:
-        print(f"kaiyuan-train: finished {summary['step']}/{summary['total_steps']} steps with {summary['world_size']} "
-              f"process(es) in {summary['windows']} window(s); model in {Path(args.out) / 'model'}")
-    elif rank == 0:
-        print(f"kaiyuan-train: window ended at step {summary['step']}/{summary['total_steps']} "
-              f"({summary['stopped']}); checkpoint in {Path(args.out) / 'checkpoints'}. "
-              f"Resume with the same command:\n  kaiyuan-train {' '.join(argv)}")
-    return 0
-
-# %% ../nbs/03_trainer.ipynb #d010
-def max_abs_param_diff(run_a: str | Path, run_b: str | Path) -> float:
-    "Largest |difference| between the weights of the newest checkpoints of two run folders."
-    states = []
-    for run in (run_a, run_b):
-        path = latest_checkpoint(run)
-        if path is None:
-            raise ConfigError(f"max_abs_param_diff: {run} holds no checkpoint")
-        states.append(load_checkpoint(path)["model"])
-    a, b = states
-    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if torch.is_floating_point(a[k]))
-
-def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.ndarray], vocab_size: int,
-              steps: int) -> dict[str, Any]:
-    """`kaiyuan-train` at `scale`'s model and batch on `tokens`, `steps` steps, on CPU: 2 processes
-    (torchrun, gloo) × half the batch vs 1 process × the full batch by accumulating the two halves, and
-    a run started with 1 process for half the steps and resumed with 2 (the same global batch). Returns the measured world size, both max |weight differences| and the tokens trained."""
-    import yaml
-    from kaiyuan_nb.core import get_scale, read_json
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "tokens.npz", **tokens)
-    global_batch = get_scale(scale).batch_size
-    recipe = {"data": {"kind": "tokens", "path": "tokens.npz", "vocab_size": vocab_size, "batch_size": global_batch,
-                       "micro_batch": global_batch // 2},
-              "train": {"lr": 3e-3, "total_steps": steps, "schedule": "cosine", "warmup_steps": 1, "z_loss": 1e-4}}
-    (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    cpu_only = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU: the same check on any machine
-    def run(name: str, world: int, *extra: Any) -> dict[str, Any]:
-        argv = ["--recipe", out_dir / "recipe.yaml", "--scale", scale, "--out", out_dir / name, "--seed", seed,
-                "--world-size", world, *extra]
-        proc = subprocess.run(train_command(argv, world), capture_output=True, text=True, env=cpu_only)
-        if proc.returncode:
-            raise RuntimeError(f"kaiyuan-train ({name}, {world} processes) failed:\n{proc.stderr[-3000:]}")
-        return read_json(out_dir / name / "result.json")
-    two, one = run("world2", 2), run("world1", 1)
-    run("switch", 1, "--max-steps", max(1, steps // 2))
-    switched = run("switch", 2)
-    return {"world_size": two["world_size"], "max_abs_param_diff": max_abs_param_diff(out_dir / "world2", out_dir / "world1"),
-            "resume_world_change_max_abs_diff": max_abs_param_diff(out_dir / "world2", out_dir / "switch"),
-            "switch_worlds": [1, switched["world_size"]], "switch_windows": switched["windows"],
-            "tokens": two["tokens"] + one["tokens"] + switched["tokens"]}
-
-# %% ../nbs/03_trainer.ipynb #d015
-def gpu_time_estimate(results: dict[str, dict[str, Any]], peak_tflops: float = 989.0, mfu: float = 0.30,
-                      window_minutes: float = 10.0) -> "pd.DataFrame":
-    """Per chapter: tokens and 6·N·D FLOPs at the gpu scale, scaled from the report-scale tokens in
-    `results` (chapter -> results JSON) by the ratio of the scales' `train_tokens`, and the hours and
-    windows they take at `peak_tflops` × `mfu`."""
-    import pandas as pd
-    from kaiyuan_nb.core import SCALES
-    from kaiyuan_nb.model import config_for_scale, param_counts
-    if not (peak_tflops > 0 and 0 < mfu <= 1 and window_minutes > 0):
-        raise ConfigError(f"gpu_time_estimate: need peak_tflops > 0, 0 < mfu <= 1, window_minutes > 0; "
-                          f"got {peak_tflops}, {mfu}, {window_minutes}")
-    ratio = SCALES["gpu"].train_tokens / SCALES["report"].train_tokens
-    n = param_counts(config_for_scale("gpu"))["matmul"]
-    rows = {}
-    for chapter, r in sorted(results.items()):
-        if r.get("scale") != "report" or not r.get("tokens_trained"):
-            continue
-        tokens = r["tokens_trained"] * ratio
-        hours = 6 * n * tokens / (peak_tflops * 1e12 * mfu) / 3600
-        rows[chapter] = {"report tokens": r["tokens_trained"], "gpu tokens": tokens, "gpu FLOPs": 6 * n * tokens,
-                         "hours": hours, "windows": math.ceil(60 * hours / window_minutes)}
-    return pd.DataFrame.from_dict(rows, orient="index")
 
 # %% ../nbs/03_trainer.ipynb #c022
 @dataclass(frozen=True)

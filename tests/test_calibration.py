@@ -15,7 +15,8 @@ from kaiyuan_nb.calibration import (CALIBRATION_BUDGETS, CALIBRATION_FILE, Groun
                                     item_scores, paired_diffs, probe_records, run_ground_truth, run_probes,
                                     score_probe, spearman_influence)
 from kaiyuan_nb.core import LATEST, ConfigError, atomic_write_json
-from kaiyuan_nb.eval import EvalSuite, evaluate, load_task
+from kaiyuan_nb.eval import EvalSuite, evaluate
+from kaiyuan_nb.tasks import load_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kaiyuan_nb.core import ConfigError, read_json
-from kaiyuan_nb.train import load_recipe, max_abs_param_diff, train_command, train_main
+from kaiyuan_nb.recipe import load_recipe, max_abs_param_diff, train_command, train_main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 HERE = Path(__file__).resolve()
@@ -47,7 +47,7 @@ def ddp_worker(d: Path) -> None:
     "Body of each torchrun process: several kaiyuan-train runs in one gloo process group."
     import torch
     import torch.distributed as dist
-    from kaiyuan_nb.train import init_distributed
+    from kaiyuan_nb.distributed import init_distributed
     torch.set_num_threads(1)
     rank, world = init_distributed()
     assert world == 2

@@ -11,10 +11,11 @@ import yaml
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 import kaiyuan_nb.eval as ev
+import kaiyuan_nb.tasks as tk
 from kaiyuan_nb.core import ConfigError, get_scale
-from kaiyuan_nb.eval import (TASKS, ClozeItem, EvalSuite, MCItem, arithmetic_problems, bits_per_byte,
-                             bootstrap_ci, default_suite, document_nll, encode_pairs, eval_manifest, evaluate,
-                             greedy_generate, load_task, read_jsonl, score_requests)
+from kaiyuan_nb.eval import (EvalSuite, arithmetic_problems, bits_per_byte, bootstrap_ci, default_suite, document_nll,
+                             encode_pairs, evaluate, greedy_generate, score_requests)
+from kaiyuan_nb.tasks import TASKS, ClozeItem, MCItem, eval_manifest, load_task, read_jsonl
 
 from conftest import ROOT
 
@@ -88,7 +89,7 @@ def test_sha256_mismatch_and_unknown_task(tmp_path):
     f = tmp_path / "x.jsonl"
     f.write_text("{}\n")
     with pytest.raises(ConfigError, match=r"x\.jsonl: sha256 .* does not match"):
-        ev._verified(str(f), "0" * 64)
+        tk._verified(str(f), "0" * 64)
     with pytest.raises(ConfigError, match="vendored tasks are"):
         eval_manifest("nope")
     with pytest.raises(ConfigError, match="known tasks are"):
@@ -125,9 +126,9 @@ BAD = [  # (format, field change, expected message)
     ("agieval", {"options": ["(A)甲", "(B)"]}, "field 'options' has an option with no text after its letter"),
     ("lambada", {"context": 3}, "field 'context' should be str"),
 ]
-LOADERS = {"foundry_mc": ev.load_foundry_mc, "hellaswag": ev.load_hellaswag, "winogrande": ev.load_winogrande,
-           "mmlu": ev.load_mmlu, "xcopa": ev.load_xcopa, "cmmlu": ev.load_cmmlu, "lambada": ev.load_lambada,
-           "ceval": ev.load_ceval, "c3": ev.load_c3, "agieval": ev.load_agieval}
+LOADERS = {"foundry_mc": tk.load_foundry_mc, "hellaswag": tk.load_hellaswag, "winogrande": tk.load_winogrande,
+           "mmlu": tk.load_mmlu, "xcopa": tk.load_xcopa, "cmmlu": tk.load_cmmlu, "lambada": tk.load_lambada,
+           "ceval": tk.load_ceval, "c3": tk.load_c3, "agieval": tk.load_agieval}
 
 
 @pytest.mark.parametrize("fmt,change,message", BAD)
@@ -160,14 +161,14 @@ def _write(path: Path, rows) -> Path:
 
 
 def test_new_loaders_build_the_documented_prompts(tmp_path):
-    ceval, = ev.load_ceval(_write(tmp_path / "c.jsonl", [GOOD["ceval"]]))
+    ceval, = tk.load_ceval(_write(tmp_path / "c.jsonl", [GOOD["ceval"]]))
     assert ceval.contexts[0] == "以下是中国关于法学考试的单项选择题。\n\n题目：问\n答案：" and ceval.gold == 1
-    c3, = ev.load_c3(_write(tmp_path / "c3.jsonl", [GOOD["c3"]]))
+    c3, = tk.load_c3(_write(tmp_path / "c3.jsonl", [GOOD["c3"]]))
     assert c3.contexts[0] == "男：你好。\n女：你好。\n问：他们在做什么？\n答：" and c3.continuations == ("打招呼", "吃饭")
-    agi, = ev.load_agieval(_write(tmp_path / "a.jsonl", [GOOD["agieval"]]))
+    agi, = tk.load_agieval(_write(tmp_path / "a.jsonl", [GOOD["agieval"]]))
     assert agi.choices == ("甲", "乙", "丙") and agi.gold == 1 and agi.contexts[0] == "问题：问\n答案："
-    assert ev.agieval_option_text("錀   第七周期", "A") == "錀   第七周期"  # no letter upstream: kept as is
-    assert ev.agieval_option_text("(A)、镶嵌", "A") == "镶嵌"
+    assert tk.agieval_option_text("錀   第七周期", "A") == "錀   第七周期"  # no letter upstream: kept as is
+    assert tk.agieval_option_text("(A)、镶嵌", "A") == "镶嵌"
 
 
 def test_every_task_is_vendored_with_license_and_language():
@@ -356,7 +357,7 @@ def test_evaluate_frame_is_tidy_and_deterministic(tok):
     per = df.attrs["per_item"]
     assert set(per) == {"copa", "winogrande", "xcopa_zh", "lambada_openai"}
     for t in ("copa", "winogrande", "xcopa_zh"):  # per-task rows are the means of the per-item records
-        assert per[t]["item"] == ev.task_item_ids(t, 12).tolist()
+        assert per[t]["item"] == tk.task_item_ids(t, 12).tolist()
         for m in ev.MC_METRICS + ev.CONTINUOUS_METRICS:
             assert r.loc[(t, m), "value"] == pytest.approx(np.mean(per[t][m]), abs=1e-12)
         assert all((mg > 0) == (a == 1) for mg, a in zip(per[t]["margin"], per[t]["acc_bytes"]) if mg != 0)

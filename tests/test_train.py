@@ -273,7 +273,7 @@ if __name__ == "__main__" and sys.argv[1] == "worker":
 def test_bench_flags_a_loaded_machine(monkeypatch):
     "The benchmark records the load average and flags a start above the idle limit instead of reporting silently."
     import os
-    from kaiyuan_nb.train import bench_train, theoretical_peak_gflops
+    from kaiyuan_nb.bench import bench_train, theoretical_peak_gflops
     cfg = tiny_model().config
     batches = [torch.randint(0, cfg.vocab_size, (2, 17)) for _ in range(2)]
     monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
@@ -286,7 +286,7 @@ def test_bench_flags_a_loaded_machine(monkeypatch):
 
 
 def test_fp32_flop_per_cycle():
-    from kaiyuan_nb.train import fp32_flop_per_cycle
+    from kaiyuan_nb.bench import fp32_flop_per_cycle
     assert fp32_flop_per_cycle({"avx2", "fma", "avx"}, "AuthenticAMD", 25) == 32  # Zen 3
     assert fp32_flop_per_cycle({"avx512f", "avx2", "fma"}, "AuthenticAMD", 25) == 32  # Zen 4: 256-bit pipes
     assert fp32_flop_per_cycle({"avx512f", "avx2", "fma"}, "GenuineIntel", 6) == 64
