@@ -25,9 +25,9 @@ from .verdicts import Effect, check_claim, effect_metrics, mde_from_se, paired_e
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'SFT_PRACTICE', 'SFT_EFFECT_METRICS', 'BINARY_SFT_MEASURES', 'load_base', 'epoch_schedule',
            'snapshot_path', 'EpochSnapshots', 'run_sft', 'reply_closes', 'format_rates', 'evaluate_bench',
-           'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies', 'item_values', 'epoch_curves',
-           'choose_setting', 'rate_mde', 'benchmark_basis', 'bench_values', 'sft_item_diffs', 'sft_effects',
-           'sft_metrics', 'loop_rate', 'sft_claims']
+           'plain_greedy_closes', 'measure_chat_model', 'unpack_rows', 'isolation_effect', 'all_replies', 'item_values',
+           'epoch_curves', 'choose_setting', 'rate_mde', 'benchmark_basis', 'bench_values', 'sft_item_diffs',
+           'sft_effects', 'sft_metrics', 'loop_rate', 'sft_claims']
 
 # %% ../nbs/09b_sft_experiment.ipynb #c037
 def _file_digest(*paths: Path) -> str:
@@ -119,6 +119,17 @@ def evaluate_bench(model: nn.Module, tokenizer: Any, suite: Any) -> dict[str, An
     df = evaluate(model, tokenizer, suite, progress=False)
     return {"suite": df.to_dict(orient="records"), "per_item": df.attrs["per_item"]}
 
+def plain_greedy_closes(model: nn.Module, tokenizer: Any, gsm8k: Sequence[dict[str, str]],
+                        convs: Sequence[tuple[str, Any]], budget: SFTBudget) -> list[bool]:
+    """Whether each reply closes its turn under plain greedy decoding (no n-gram block): the GSM8K problems, then the
+    held-out (source, conversation) prompts sorted by source, the order of `all_replies`."""
+    kw = dict(batch_size=128, no_repeat_ngram=0)
+    gs = chat_generate(model, tokenizer, [[{"role": "user", "content": g["question"]}] for g in gsm8k],
+                       max_new_tokens=budget.gsm8k_max_new_tokens, **kw)
+    ps = chat_generate(model, tokenizer, [c.first_prompt for _, c in convs], max_new_tokens=budget.reply_max_new_tokens,
+                       **kw) if convs else []
+    return [bool(reply_closes(r)) for r in [*gs, *ps]]
+
 def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: Sequence[dict[str, str]],
                        budget: SFTBudget, doc_fn: Callable | None = None, bench: Any = None) -> dict[str, Any]:
     """Held-out assistant loss per source (and per conversation), greedy replies to the GSM8K problems and to the
@@ -144,6 +155,8 @@ def measure_chat_model(model: nn.Module, tokenizer: Any, data: SFTData, gsm8k: S
                 for (n, c), r in zip(convs, rs) if n == name]
         out["prompts"][name] = {**format_rates(reps), "n": len(reps), "replies": reps}
     out["ended"] = format_rates(all_replies(out))["ended"]
+    if budget.no_repeat_ngram:
+        out["ended_plain_greedy"] = plain_greedy_closes(model, tokenizer, gsm8k, sorted(convs, key=lambda nc: nc[0]), budget)
     if doc_fn is not None:
         out["documents"] = doc_fn(model)
     if bench is not None:
@@ -195,12 +208,15 @@ def _correct(r: Mapping[str, Any]) -> float:
     return float(numbers_equal(r["answer"], r["gold"]))
 
 def item_values(m: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Per-item values of one measurement: 'end_of_turn' (every reply), 'answer_line', 'exact_match' (GSM8K), 0/1;
+    """Per-item values of one measurement: 'end_of_turn' (every reply; 'end_of_turn_plain_greedy' too when the replies
+    were decoded with an n-gram block), 'answer_line', 'exact_match' (GSM8K), 0/1;
     'heldout_loss/<source>' and pooled 'heldout_loss' (mean CE per held-out conversation); 'pretrain_bpb' (per document)."""
     from kaiyuan_nb.pretrain import document_bpb
     out = {"end_of_turn": np.array([float(reply_closes(r)) for r in all_replies(m)]),
            "answer_line": np.array([float(r["answer"] is not None) for r in m["gsm8k_replies"]]),
            "exact_match": np.array([_correct(r) for r in m["gsm8k_replies"]])}
+    if "ended_plain_greedy" in m:
+        out["end_of_turn_plain_greedy"] = np.asarray(m["ended_plain_greedy"], float)
     for n in sorted(m["heldout"]):
         h = m["heldout"][n]
         out[f"heldout_loss/{n}"] = np.asarray(h["piece_nll"], float) / np.asarray(h["piece_tokens"], float)

@@ -198,6 +198,18 @@ def test_chat_generate_blocks_repeated_ngrams(tok, monkeypatch):
         S.chat_generate(model, tok, prompt, no_repeat_ngram=-1)
 
 
+def test_plain_greedy_closes_follows_all_replies_order(tok):
+    model = tiny_model(len(tok)).eval()
+    gsm8k = [{"question": "What is 2 + 3?"}, {"question": "Name a colour."}]
+    convs = [("b", S.Conversation("x", "b", tuple(CHAT[:3]))), ("a", S.Conversation("y", "a", tuple(CHAT[3:])))]
+    budget = S.BUDGETS["smoke"]
+    got = E.plain_greedy_closes(model, tok, gsm8k, sorted(convs, key=lambda nc: nc[0]), budget)
+    gen = lambda prompts, n: [E.reply_closes(r) for r in S.chat_generate(model, tok, prompts, max_new_tokens=n)]
+    want = gen([[{"role": "user", "content": g["question"]}] for g in gsm8k], budget.gsm8k_max_new_tokens)
+    want += gen([convs[1][1].first_prompt, convs[0][1].first_prompt], budget.reply_max_new_tokens)
+    assert got == want and len(got) == 4
+
+
 def test_gsm8k_answer_parsing_and_no_test_item_in_sft():
     assert S.gsm8k_answer("3 + 4 = 7\n#### 7") == "7"
     assert S.gsm8k_answer("#### 1,200\n####  -2.5 ") == "-2.5"
