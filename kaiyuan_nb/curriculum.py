@@ -134,6 +134,7 @@ class Curriculum:
         sub = self.items[self.items.source == source]
         return sub.groupby("unit").agg(doc=("doc", "first"), rank=("rank", "first"), copies=("unit", "size")).reset_index()
 
+# %% ../nbs/07_curriculum.ipynb #c014b
 def _corpus_ranks(corpus: Any, source: str) -> np.ndarray | None:
     "Quality ranks of a source's train documents, or None when the source has no score."
     try:
@@ -172,6 +173,7 @@ def _units(offsets: np.ndarray, max_tokens: int) -> tuple[np.ndarray, np.ndarray
     ends = np.minimum(starts + max_tokens, offsets[docs + 1])
     return np.stack([starts, ends], axis=1), docs
 
+# %% ../nbs/07_curriculum.ipynb #c014d
 def build_curriculum(corpus: Any, phases: Sequence[Phase], total_tokens: int, seed: int = 0,
                      max_doc_tokens: int = 1024) -> Curriculum:
     """Build the token stream of `phases` from a `PreparedCorpus` (train split), `total_tokens + 1` tokens long.

@@ -140,6 +140,7 @@ def _make_cache(like: Any, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
     from transformers import DynamicCache
     return DynamicCache(ddp_cache_data=kvs)
 
+# %% ../nbs/04_evaluation.ipynb #c020b
 @torch.inference_mode()
 def _prefix_pass(model: torch.nn.Module, groups: list[_Group], pad_id: int, device: torch.device) -> tuple[Any, list]:
     "Run the shared prefixes once (left-padded); return the cache kind and each group's unpadded per-layer K/V."
@@ -198,6 +199,7 @@ def _tail_pass(model: torch.nn.Module, rows: list[tuple[_Group, int, list | None
     return [(g.members[j], float(tok_lp[r, keep - n_scored[r]:].sum()), n_scored[r],
              bool(tok_hit[r, keep - n_scored[r]:].all())) for r, (g, j, _) in enumerate(rows)]
 
+# %% ../nbs/04_evaluation.ipynb #c020d
 def _cache_reusable(model: torch.nn.Module) -> bool:
     "Prefix sharing needs a forward that takes position_ids and a past cache."
     return _accepts(model, "position_ids") and _accepts(model, "past_key_values")
@@ -466,6 +468,7 @@ def mc_item_metrics(items: Sequence[MCItem], logprobs: Sequence[float]) -> dict[
         k += len(it.choices)
     return out
 
+# %% ../nbs/04_evaluation.ipynb #c035b
 def _row(task: str, metric: str, per_item: np.ndarray, chance: float, suite: EvalSuite,
          weights: np.ndarray | None = None, value: float | None = None, transform: Callable | None = None) -> dict:
     "One tidy result row with a bootstrap CI."
@@ -500,6 +503,7 @@ def _eval_mc(model: Any, tokenizer: Any, task: str, suite: EvalSuite, pad: int, 
     return ([_row(task, metric, metrics[metric], chance, suite) for metric in MC_METRICS]
             + [_row(task, metric, metrics[metric], CONTINUOUS_CHANCE[metric], suite) for metric in CONTINUOUS_METRICS])
 
+# %% ../nbs/04_evaluation.ipynb #c035d
 def average_rows(per_item: dict[str, dict[str, Any]], n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Rows `avg`, `avg/<language>` per metric of `AVERAGED_METRICS`: the mean over multiple-choice tasks of the task
     means (OpenSeek's averaged score), CI by resampling every task's items independently; chance = mean of the tasks'."""
@@ -518,6 +522,7 @@ def average_rows(per_item: dict[str, dict[str, Any]], n_boot: int = 1000, seed: 
                              ci_low=float(lo), ci_high=float(hi), chance=chance, n=int(sum(map(len, values)))))
     return rows
 
+# %% ../nbs/04_evaluation.ipynb #c035f
 def evaluate(model: torch.nn.Module, tokenizer: Any, suite: EvalSuite, progress: bool = True) -> pd.DataFrame:
     """Evaluate `model` on `suite`: a DataFrame with columns task, metric, value, ci_low, ci_high, chance, n.
 

@@ -159,6 +159,7 @@ def encode_chat(tokenizer: Any, messages: Sequence[dict[str, str]],
     ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
     return [boundary_token_id(tokenizer)] + ids, [0] + mask
 
+# %% ../nbs/09_sft.ipynb #c010b
 def _pieces(ids: list[int], mask: list[int], messages: Sequence[dict], start_id: int, max_len: int) -> list[tuple[list[int], list[int]]]:
     "Split a tokenized conversation at user turns into pieces of at most `max_len` tokens (system message repeated)."
     starts = [i for i, t in enumerate(ids) if t == start_id]
@@ -188,6 +189,7 @@ def _pieces(ids: list[int], mask: list[int], messages: Sequence[dict], start_id:
     emit()
     return [p for p in pieces if any(p[1])]
 
+# %% ../nbs/09_sft.ipynb #c010d
 def tokenize_conversations(tokenizer: Any, convs: Sequence[Conversation], max_len: int,
                            progress: bool = False) -> list[Example]:
     "Tokenize with the chat template and mask; split long multi-turn chats at user turns; truncate what still overflows."

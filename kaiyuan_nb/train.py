@@ -48,24 +48,33 @@ def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str,
         raise ConfigError(f"weights: at least one weight must be positive, got {weights!r}")
     return {n: float(weights.get(n, 0.0)) / total for n in names}
 
+def _check_tokens(tokens: dict[str, np.ndarray], seq_len: int, batch_size: int) -> dict[str, np.ndarray]:
+    "Validate the sources and the loader's shape; return every source as a 1-D integer array of >= seq_len + 1 tokens."
+    if not isinstance(tokens, dict) or not tokens:
+        raise ConfigError("tokens: expected a non-empty dict source -> 1-D array of token ids")
+    for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: expected a positive int, got {value!r}")
+    checked: dict[str, np.ndarray] = {}
+    for name, arr in tokens.items():
+        arr = np.asarray(arr)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ConfigError(f"tokens[{name!r}]: expected a 1-D integer array, got {arr.dtype} {arr.shape}")
+        if len(arr) < seq_len + 1:
+            raise ConfigError(f"tokens[{name!r}]: {len(arr)} tokens, fewer than seq_len + 1 = {seq_len + 1}")
+        checked[name] = arr
+    return checked
+
+def _window_order(seed: int, source_index: int, epoch: int, n_windows: int, shuffle: bool) -> np.ndarray:
+    "Window order of one epoch of one source: a permutation seeded by (seed, source index, epoch), or stream order."
+    return np.random.default_rng([seed, source_index, epoch]).permutation(n_windows) if shuffle else np.arange(n_windows)
+
 # %% ../nbs/03_trainer.ipynb #c005-1
 class MixtureLoader:
     "Packed (B, seq_len + 1) token batches drawn from several sources in given proportions; exactly resumable."
     def __init__(self, tokens: dict[str, np.ndarray], weights: dict[str, float], seq_len: int,
                  batch_size: int, seed: int = 0, shuffle: bool = True):
-        if not isinstance(tokens, dict) or not tokens:
-            raise ConfigError("tokens: expected a non-empty dict source -> 1-D array of token ids")
-        for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}: expected a positive int, got {value!r}")
-        self.tokens: dict[str, np.ndarray] = {}
-        for name, arr in tokens.items():
-            arr = np.asarray(arr)
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-                raise ConfigError(f"tokens[{name!r}]: expected a 1-D integer array, got {arr.dtype} {arr.shape}")
-            if len(arr) < seq_len + 1:
-                raise ConfigError(f"tokens[{name!r}]: {len(arr)} tokens, fewer than seq_len + 1 = {seq_len + 1}")
-            self.tokens[name] = arr
+        self.tokens = _check_tokens(tokens, seq_len, batch_size)
         self.names = list(self.tokens)
         self.seq_len, self.batch_size, self.seed, self.shuffle = seq_len, batch_size, seed, shuffle
         self.n_windows = {n: (len(a) - 1) // seq_len for n, a in self.tokens.items()}
@@ -86,9 +95,7 @@ class MixtureLoader:
         ep = self.epoch[name]
         cached = self._orders.get(name)
         if cached is None or cached[0] != ep:
-            n = self.n_windows[name]
-            order = (np.random.default_rng([self.seed, self.names.index(name), ep]).permutation(n)
-                     if self.shuffle else np.arange(n))
+            order = _window_order(self.seed, self.names.index(name), ep, self.n_windows[name], self.shuffle)
             self._orders[name] = cached = (ep, order)
         return cached[1]
 
