@@ -112,6 +112,7 @@ class RMSNormFunction(torch.autograd.Function):
         dot = torch.linalg.vecdot(gyw, xhat, dim=-1).unsqueeze(-1).div_(xhat.shape[-1])
         return gyw.addcmul_(xhat, dot, value=-1).mul_(r), dw, None
 
+# %% ../nbs/02_model.ipynb #c008a
 class RopeFunction(torch.autograd.Function):
     "Rotate-half RoPE; the backward is the inverse rotation (only cos/sin are saved)."
     @staticmethod
@@ -135,6 +136,7 @@ class RopeFunction(torch.autograd.Function):
         cos, sin = ctx.saved_tensors
         return RopeFunction.rotate(g, cos.to(g.dtype), sin.to(g.dtype), -1.0), None, None
 
+# %% ../nbs/02_model.ipynb #c008b
 class SwiGLUFunction(torch.autograd.Function):
     "silu(gate) · up for `gate_up = [gate | up]` along the last dim."
     @staticmethod
@@ -155,6 +157,7 @@ class SwiGLUFunction(torch.autograd.Function):
         torch.mul(silu_a, gy, out=gb)
         return grad
 
+# %% ../nbs/02_model.ipynb #c008c
 def lm_loss_grad_(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor, n: torch.Tensor,
                   softcap: float | None, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Sums over the `valid` rows of CE and logsumexp² of raw `logits` (rows, V), soft-capped by
@@ -402,6 +405,7 @@ class KaiyuanDecoderLayer(nn.Module):
         h = self.mlp(self.post_attention_layernorm(x))
         return x + (self.mlp_out_norm(h) if self.sandwich_norm else h)
 
+# %% ../nbs/02_model.ipynb #c017a
 class KaiyuanPreTrainedModel(PreTrainedModel):
     "Base class: config class, weight init (normal(0, initializer_range), norms = 1), no buffers."
     config_class = KaiyuanConfig
@@ -448,6 +452,7 @@ class KaiyuanModel(KaiyuanPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=self.norm(x),
                                        past_key_values=past_key_values if use_cache else None)
 
+# %% ../nbs/02_model.ipynb #c017b
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     "Mean next-token cross-entropy, transformers convention: `labels` are aligned with the inputs and shifted here."
     logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
@@ -459,6 +464,7 @@ class KaiyuanCausalLMOutput(CausalLMOutputWithPast):
     ce_loss: torch.FloatTensor | None = None
     z_loss: torch.FloatTensor | None = None
 
+# %% ../nbs/02_model.ipynb #c017c
 class KaiyuanForCausalLM(KaiyuanPreTrainedModel, GenerationMixin):
     "Qwen3-style causal LM with optional sandwich norm and logit soft-capping (`generate`, save/load)."
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
@@ -512,6 +518,7 @@ class KaiyuanForCausalLM(KaiyuanPreTrainedModel, GenerationMixin):
         loss = causal_lm_loss(logits, labels) if labels is not None else None
         return KaiyuanCausalLMOutput(loss=loss, logits=logits, past_key_values=out.past_key_values)
 
+# %% ../nbs/02_model.ipynb #c017d
 def record_attention_logits(model: nn.Module, enabled: bool = True) -> list[KaiyuanAttention]:
     "Switch every attention module to the explicit path that sends raw logits through `logits_probe`."
     mods = [m for m in model.modules() if isinstance(m, KaiyuanAttention)]
