@@ -15,9 +15,9 @@ from torch import nn
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'EMULATION_MODES', 'PRECISIONS', 'fp16_round',
-           'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo',
-           'MixedPrecision', 'ActivationProbe']
+__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'ROUND_CHUNK', 'EMULATION_MODES', 'PRECISIONS',
+           'fp16_round', 'fp16_round_into', 'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites',
+           'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision', 'ActivationProbe']
 
 # %% ../nbs/05a_fp16.ipynb #c008
 FP16_MAX: float = float(torch.finfo(torch.float16).max)  # 65504, the largest finite float16
@@ -37,6 +37,44 @@ SITE_KINDS = ("embed", "linear_in", "weight", "linear_out", "sublayer_out", "res
 _COUNT_KEYS = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd", "values_fwd")
 
 # %% ../nbs/05a_fp16.ipynb #c011-1
+ROUND_CHUNK = 1 << 18  # values rounded per pass on the CPU: a chunk and its float16 copy stay in the cache
+
+def _amax_ignoring_nan(s: torch.Tensor) -> float:
+    "max |s| ignoring nan (a nan comes downstream of an earlier overflow); 0 when `s` holds nothing else."
+    lo, hi = torch.aminmax(s)
+    m = max(-float(lo), float(hi))
+    if m != m:
+        rest = s[~torch.isnan(s)]
+        m = float(rest.abs().max()) if rest.numel() else 0.0
+    return m
+
+def fp16_round_into(x: torch.Tensor, out: torch.Tensor, count_underflow: bool = True,
+                    chunk: int = ROUND_CHUNK) -> tuple[float, int, int]:
+    """Write `x` rounded to float16 into the contiguous `out` (which may be `x`) and measure the rounding in the
+    same pass, `chunk` values at a time on the CPU. Returns (max |x| ignoring nan, taken before rounding; values
+    newly rounded to ±inf; non-zeros flushed to 0, counted only when `count_underflow`, else 0)."""
+    if chunk < 1:
+        raise ConfigError(f"fp16_round_into: chunk must be >= 1, got {chunk}")
+    src, dst = x.detach().reshape(-1), out.detach().view(-1)
+    if src.numel() != dst.numel():
+        raise ConfigError(f"fp16_round_into: out has {dst.numel()} values, expected {src.numel()} like x")
+    step = chunk if src.device.type == "cpu" else max(src.numel(), 1)  # on a GPU: one pass, few syncs
+    pieces = [(src, dst)] if src.numel() <= step else [(src[i:i + step], dst[i:i + step])
+                                                       for i in range(0, src.numel(), step)]
+    amax, overflow, underflow = 0.0, 0, 0
+    for s, d in pieces:
+        m = _amax_ignoring_nan(s)
+        infs = int(torch.isinf(s).sum()) if not m < FP16_OVERFLOW else 0  # overflow is only possible from 65520 on
+        nonzero = int(torch.count_nonzero(s)) if count_underflow else 0
+        d.copy_(s.to(torch.float16))
+        if not m < FP16_OVERFLOW:
+            overflow += int(torch.isinf(d).sum()) - infs
+        if count_underflow:
+            underflow += nonzero - int(torch.count_nonzero(d))
+        amax = max(amax, m)
+    return amax, overflow, underflow
+
+# %% ../nbs/05a_fp16.ipynb #c011-1b
 class Fp16Counter:
     "Per site kind: values rounded to inf / flushed to 0 (forward and gradients) and the largest |x| seen."
     def __init__(self) -> None:
@@ -47,53 +85,32 @@ class Fp16Counter:
         "Zero all counts (call once per step)."
         self._stats: dict[str, dict[str, float]] = {}
 
-    def _entry(self, kind: str) -> dict[str, float]:
+    def add(self, kind: str, direction: str, amax: float, overflow: int, underflow: int, numel: int) -> None:
+        "Count one rounding of `numel` values, measured by `fp16_round_into`, under `kind` and `direction`."
+        if not numel:
+            return
         e = self._stats.get(kind)
         if e is None:
             e = self._stats[kind] = {**{k: 0 for k in _COUNT_KEYS}, "amax_fwd": 0.0, "amax_bwd": 0.0}
-        return e
-
-    def _before(self, x: torch.Tensor) -> tuple[float, int, int]:
-        "(max |x| ignoring nan, infs in x, non-zeros in x) of a tensor about to be rounded (counts only when needed)."
-        lo, hi = torch.aminmax(x)
-        amax = max(-float(lo), float(hi))
-        if amax != amax:  # x holds a nan (downstream of an earlier overflow): max over the rest
-            rest = x[~torch.isnan(x)]
-            amax = float(rest.abs().max()) if rest.numel() else 0.0
-        infs = int(torch.isinf(x).sum()) if not amax < FP16_OVERFLOW else 0  # overflow is only possible from 65520 on
-        return amax, infs, int(torch.count_nonzero(x)) if self.count_underflow else 0
-
-    def _after(self, kind: str, direction: str, before: tuple[float, int, int], y: torch.Tensor) -> None:
-        "Add what rounding to `y` did, given `_before` of the value it came from."
-        amax, infs, nonzero = before
-        e = self._entry(kind)
         e[f"amax_{direction}"] = max(e[f"amax_{direction}"], amax)
-        if not amax < FP16_OVERFLOW:
-            e[f"overflow_{direction}"] += int(torch.isinf(y).sum()) - infs
-        if self.count_underflow:
-            e[f"underflow_{direction}"] += nonzero - int(torch.count_nonzero(y))
+        e[f"overflow_{direction}"] += overflow
+        e[f"underflow_{direction}"] += underflow
         if direction == "fwd":
-            e["values_fwd"] += y.numel()
-
-    def record(self, x: torch.Tensor, y: torch.Tensor, kind: str, direction: str) -> None:
-        """Count, for `x` rounded to float16 as `y`: new infs, flushed non-zeros and the largest |x|
-        (taken before rounding, so an overflow shows as a value beyond 65504)."""
-        if x.numel():
-            self._after(kind, direction, self._before(x.detach()), y.detach())
+            e["values_fwd"] += numel
 
     def round(self, x: torch.Tensor, kind: str, direction: str = "fwd") -> torch.Tensor:
-        "Round `x` through float16 and count what the rounding did."
-        y = fp16_round(x)
-        self.record(x, y, kind, direction)
-        return y
+        """Round `x` through float16 into a new tensor and count: new infs, flushed non-zeros and the largest |x|
+        (taken before rounding, so an overflow shows as a value beyond 65504)."""
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        self.add(kind, direction, *fp16_round_into(x, out, self.count_underflow), x.numel())
+        return out
 
     def round_(self, x: torch.Tensor, kind: str) -> torch.Tensor:
         "`round` of a forward value, in place (no new tensor: for large fresh outputs such as the logits)."
-        if x.numel():
-            x = x.detach()
-            before = self._before(x)
-            x.copy_(x.to(torch.float16))
-            self._after(kind, "fwd", before, x)
+        x = x.detach()
+        if not x.is_contiguous():
+            return x.copy_(self.round(x, kind))
+        self.add(kind, "fwd", *fp16_round_into(x, x, self.count_underflow), x.numel())
         return x
 
     def counts(self) -> dict[str, dict[str, float]]:
@@ -117,14 +134,12 @@ class _Fp16Round(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, counter: Fp16Counter, kind: str, apply: bool = True) -> torch.Tensor:
         ctx.counter, ctx.kind, ctx.do_round = counter, kind, apply
-        y = fp16_round(x)
-        counter.record(x, y, kind, "fwd")
+        y = counter.round(x, kind)
         return y if apply else x.view_as(x)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        g = fp16_round(grad)
-        ctx.counter.record(grad, g, ctx.kind, "bwd")
+        g = ctx.counter.round(grad, ctx.kind, "bwd")
         return (g if ctx.do_round else grad), None, None, None
 
 class _Fp16RoundInplace(torch.autograd.Function):
@@ -138,9 +153,8 @@ class _Fp16RoundInplace(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        g = fp16_round(grad)
-        ctx.counter.record(grad, g, ctx.kind, "bwd")
-        return g, None, None
+        return ctx.counter.round(grad, ctx.kind, "bwd"), None, None
+
 
 def fp16_cast(x: torch.Tensor, counter: Fp16Counter, kind: str = "linear_out", apply: bool = True) -> torch.Tensor:
     "Differentiable float16 rounding of `x` (value and gradient), counted under `kind`; `apply=False` only counts."

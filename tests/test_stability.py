@@ -329,3 +329,93 @@ def test_fast_counting_keeps_overflows_amax_and_values(embed_scale):
     assert all(s[4] == 0 for s in fast)
     if embed_scale > 1:
         assert all(s[1] > 0 for s in full)
+
+
+# ---- the one-sweep rounding (fp16_round_into) against the previous whole-tensor path ----------------------
+from kaiyuan_nb.fp16 import ROUND_CHUNK, fp16_round_into
+
+
+class WholeTensorCounter(Fp16Counter):
+    "The previous path: round the whole tensor with `fp16_round`, then count on x and on its rounded copy."
+    def _measure(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int, int]:
+        rest = x[~torch.isnan(x)]
+        amax = float(rest.abs().max()) if rest.numel() else 0.0
+        overflow = int(torch.isinf(y).sum() - torch.isinf(x).sum())
+        underflow = int(torch.count_nonzero(x) - torch.count_nonzero(y)) if self.count_underflow else 0
+        return amax, overflow, underflow
+
+    def round(self, x, kind, direction="fwd"):
+        x = x.detach()
+        y = fp16_round(x)
+        self.add(kind, direction, *self._measure(x, y), x.numel())
+        return y
+
+    def round_(self, x, kind):
+        x = x.detach()
+        before = x.clone()
+        x.copy_(fp16_round(before))
+        self.add(kind, "fwd", *self._measure(before, x), x.numel())
+        return x
+
+
+def awkward_values(n: int) -> torch.Tensor:
+    "Normal, huge (overflowing), tiny (flushed, subnormal) values, zeros, infs and nans, spread over `n` values."
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(n, generator=g) * torch.tensor([1.0, 1e5, 1e-8, 3e-6])[torch.randint(0, 4, (n,), generator=g)]
+    x[torch.randint(0, n, (50,), generator=g)] = 0.0
+    x[torch.randint(0, n, (5,), generator=g)] = math.inf
+    x[torch.randint(0, n, (5,), generator=g)] = math.nan
+    return x
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, ROUND_CHUNK])
+@pytest.mark.parametrize("count_underflow", [True, False])
+def test_round_into_equals_the_whole_tensor_path(chunk, count_underflow):
+    x = awkward_values(ROUND_CHUNK + 5_000 if chunk == ROUND_CHUNK else 3_001)  # several chunks, a ragged last one
+    ref = WholeTensorCounter()
+    ref.count_underflow = count_underflow
+    expected = ref.round(x, "residual")
+    out = torch.empty_like(x)
+    stats = fp16_round_into(x, out, count_underflow, chunk=chunk)
+    assert torch.equal(out.nan_to_num(7.0), expected.nan_to_num(7.0))
+    e = ref.counts()["residual"]
+    assert stats == (e["amax_fwd"], e["overflow_fwd"], e["underflow_fwd"])
+    assert stats[1] > 0 and (stats[2] > 0) == count_underflow  # the case is not trivial
+    inplace = x.clone()
+    assert fp16_round_into(inplace, inplace, count_underflow, chunk=chunk) == stats
+    assert torch.equal(inplace.nan_to_num(7.0), expected.nan_to_num(7.0))
+    with pytest.raises(ConfigError, match="chunk"):
+        fp16_round_into(x, out, chunk=0)
+    with pytest.raises(ConfigError, match="out has"):
+        fp16_round_into(x, out[:-1])
+
+
+@pytest.mark.parametrize("embed_scale", [1.0, 5e6])  # 5e6: embeddings overflow float16
+def test_emulated_training_counts_and_weights_equal_the_whole_tensor_path(embed_scale):
+    "Four steps on a tiny model: every count of every site, and every weight bit, as with the previous path."
+    def run(counter: Fp16Counter):
+        model = tiny_model()
+        with torch.no_grad():
+            model.model.embed_tokens.weight.mul_(embed_scale)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-2)
+        g = torch.Generator().manual_seed(1)
+        steps = []
+        with Fp16Emulation(model, kaiyuan_fp16_sites(model), counter=counter):
+            for i in range(4):
+                counter.reset()
+                counter.count_underflow = i % 2 == 0
+                batch = torch.randint(0, 256, (2, 13), generator=g)
+                logits = model(input_ids=batch[:, :-1], use_cache=False).logits
+                F.cross_entropy(logits.reshape(-1, 256), batch[:, 1:].reshape(-1)).backward()
+                opt.step()
+                opt.zero_grad()
+                steps.append(counter.counts())
+        return steps, [p.detach().clone() for p in model.parameters()]
+    ref_steps, ref_params = run(WholeTensorCounter())
+    new_steps, new_params = run(Fp16Counter())
+    assert new_steps == ref_steps
+    assert all(torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)) for a, b in zip(new_params, ref_params))
+    if embed_scale > 1:  # the case is not trivial: overflows (then nans) in one, flushed gradients in the other
+        assert new_steps[0]["embed"]["overflow_fwd"] > 0
+    else:
+        assert sum(v["underflow_bwd"] for s in new_steps for v in s.values()) > 0
