@@ -100,17 +100,17 @@ class RMSNormFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
         d = x.shape[-1]
         r = torch.rsqrt(torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(d).add_(eps))
-        xhat = torch.mul(x, r)  # saved: the backward then needs no x · r pass of its own
-        ctx.save_for_backward(xhat, weight, r)
-        return xhat * weight
+        ctx.save_for_backward(x, weight, r)
+        return torch.mul(x, r).mul_(weight)
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        xhat, w, r = ctx.saved_tensors
-        dw = (gy * xhat).reshape(-1, xhat.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        x, w, r = ctx.saved_tensors
+        xhat = x * r
+        dw = (gy * xhat).reshape(-1, x.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
         gyw = gy * w
-        dot = torch.linalg.vecdot(gyw, xhat, dim=-1).unsqueeze(-1).div_(xhat.shape[-1])
-        return gyw.addcmul_(xhat, dot, value=-1).mul_(r), dw, None
+        dot = torch.linalg.vecdot(gyw, xhat, dim=-1).unsqueeze(-1).div_(x.shape[-1])
+        return gyw.sub_(xhat.mul_(dot)).mul_(r), dw, None
 
 # %% ../nbs/02_model.ipynb #c008a
 class RopeFunction(torch.autograd.Function):
@@ -119,8 +119,7 @@ class RopeFunction(torch.autograd.Function):
     def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, sign: float) -> torch.Tensor:
         h = x.shape[-1] // 2
         x1, x2, c, s = x[..., :h], x[..., h:], cos[..., :h], sin[..., :h]
-        shape = torch.broadcast_shapes(x.shape, cos.shape)
-        out = torch.empty_like(x) if shape == x.shape else x.new_empty(shape)  # keep x's layout: (B, T, heads, D) q/k
+        out = torch.empty(torch.broadcast_shapes(x.shape, cos.shape), dtype=x.dtype, device=x.device)
         o1, o2 = out[..., :h], out[..., h:]
         torch.mul(x1, c, out=o1).addcmul_(x2, s, value=-sign)
         torch.mul(x2, c, out=o2).addcmul_(x1, s, value=sign)
@@ -141,20 +140,19 @@ class SwiGLUFunction(torch.autograd.Function):
     "silu(gate) · up for `gate_up = [gate | up]` along the last dim."
     @staticmethod
     def forward(ctx, gate_up: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(gate_up)
         a, b = gate_up.chunk(2, dim=-1)
-        silu_a = F.silu(a)  # saved: the backward then needs no second silu pass
-        ctx.save_for_backward(gate_up, silu_a)
-        return silu_a * b
+        return F.silu(a).mul_(b)
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor) -> torch.Tensor:
-        gate_up, silu_a = ctx.saved_tensors
+        gate_up, = ctx.saved_tensors
         a, b = gate_up.chunk(2, dim=-1)
         grad = torch.empty_like(gate_up)
         ga, gb = grad.chunk(2, dim=-1)
         torch.mul(gy, b, out=ga)
         torch.ops.aten.silu_backward.grad_input(ga, a, grad_input=ga)  # ga · silu'(a), one fused pass
-        torch.mul(silu_a, gy, out=gb)
+        torch.mul(F.silu(a), gy, out=gb)
         return grad
 
 # %% ../nbs/02_model.ipynb #c008c
