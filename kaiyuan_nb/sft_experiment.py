@@ -260,9 +260,10 @@ def rate_mde(n_items: int, n_seeds: int, p: float = 0.5) -> float:
 SFT_PRACTICE = ("common SFT practice (assistant-only loss on a chat template), which Kaiyuan-2B's chat release follows; "
                 "not a claim of the Kaiyuan-2B report (arXiv 2512.07612), which covers pretraining")
 SFT_EFFECT_METRICS = {"end_of_turn": "format_end_of_turn_rate_gain", "answer_line": "format_gsm8k_answer_line_rate_gain",
+                      "end_of_turn_plain_greedy": "format_end_of_turn_rate_plain_greedy_gain",
                       "exact_match": "gsm8k_exact_match_gain", "heldout_loss": "sft_heldout_loss_drop",
                       "pretrain_bpb": "sft_pretrain_bpb_drop", "benchmark": "sft_benchmark_signal_gain"}
-BINARY_SFT_MEASURES = ("end_of_turn", "answer_line", "exact_match")  # 0/1 per prompt: SE floored at one prompt's flip
+BINARY_SFT_MEASURES = ("end_of_turn", "end_of_turn_plain_greedy", "answer_line", "exact_match")  # 0/1 per prompt: SE floored at one prompt's flip
 
 def benchmark_basis(selection: Mapping[str, Any] | None, tasks: Sequence[str],
                     fallback_metric: str = "gold_logprob_per_byte") -> tuple[list[tuple[str, str]], str]:
