@@ -49,3 +49,16 @@ def test_run_all_uses_the_default_parameters(path):
     live = [i for i, c in enumerate(nb["cells"]) if "injected-parameters" in c.get("metadata", {}).get("tags", [])
             and any(line.strip() and not line.lstrip().startswith("#") for line in c["source"])]
     assert not live, f"{path.name}: injected-parameters cell(s) {live} would override the defaults on Run All"
+
+
+def test_every_committed_figure_is_drawn_by_its_chapter():
+    "A figure under results/ that its chapter no longer saves is a leftover of an older design: it must go."
+    saved = re.compile(r"save_figure\([^,]+,\s*(f?)[\"']([\w{}]+)[\"']")
+    orphans = []
+    for png in sorted((ROOT / "results").glob("[0-9][0-9]_*.png")):
+        chapter = next((nb for nb in NOTEBOOKS if png.stem.startswith(nb.stem + "_")), None)
+        source = "".join("".join(c["source"]) for c in json.loads(chapter.read_text(encoding="utf-8"))["cells"]) if chapter else ""
+        names = [re.escape(n) if not f else re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(n)) for f, n in saved.findall(source)]
+        if not any(re.fullmatch(f"{chapter.stem}_{n}", png.stem) for n in names):
+            orphans.append(png.name)
+    assert not orphans, f"figures no chapter draws any more: {orphans}"
