@@ -22,9 +22,9 @@ from .core import ConfigError
 from .verdicts import paired_effect, paper_claim, untested_claim
 
 # %% auto #0
-__all__ = ['VARIANTS', 'BUDGETS', 'source_excerpt', 'StabilityMonitor', 'variant_overrides', 'RunSpec', 'torch_threads',
-           'StabilityData', 'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget', 'run_unstable',
-           'pick_high_lr', 'fp16_headroom', 'summary_table', 'throughput_benchmark']
+__all__ = ['VARIANTS', 'BUDGETS', 'source_excerpt', 'StabilityMonitor', 'variant_overrides', 'RunShape', 'RunSpec',
+           'torch_threads', 'StabilityData', 'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget',
+           'run_unstable', 'pick_high_lr', 'fp16_headroom', 'summary_table', 'throughput_benchmark']
 
 # %% ../nbs/05_stability.ipynb #stability-imp2
 from .fp16 import (ActivationProbe, FP16_MAX, MixedPrecision, _finite_or_none, _json_safe,
@@ -108,15 +108,9 @@ def variant_overrides(variant: str, softcap: float) -> dict[str, Any]:
     return {"sandwich_norm": variant in ("sandwich", "sandwich_softcap"),
             "final_logit_softcap": float(softcap) if variant in ("softcap", "sandwich_softcap") else None}
 
-@dataclass(frozen=True)
-class RunSpec:
-    "One training run of the experiment (everything that determines its numbers)."
-    variant: str
-    precision: str  # "fp16" (emulated on CPU, autocast on CUDA) or "fp32"
-    lr: float
-    seed: int
-    steps: int
-    warmup_steps: int
+@dataclass(frozen=True, kw_only=True)
+class RunShape:
+    "Model shape and run length shared by a chapter-05 budget and each of its runs."
     hidden_size: int
     num_layers: int
     num_heads: int
@@ -124,10 +118,20 @@ class RunSpec:
     intermediate_size: int
     seq_len: int
     batch_size: int
-    softcap: float = 15.0
+    steps: int
+    warmup_steps: int
+    softcap: float = 15.0  # final-logit cap c (nanochat's 15; Gemma 2 uses 30)
     stats_every: int = 10
     eval_batches: int = 4
     max_skip_run: int = 20
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec(RunShape):
+    "One training run of the experiment (everything that determines its numbers)."
+    variant: str
+    precision: str  # "fp16" (emulated on CPU, autocast on CUDA) or "fp32"
+    lr: float
+    seed: int
 
     @property
     def key(self) -> str:
@@ -244,39 +248,23 @@ def run_stability(spec: RunSpec, data: StabilityData, out_dir: Any, device: str 
     return record
 
 # %% ../nbs/05_stability.ipynb #c032
-@dataclass(frozen=True)
-class StabilityBudget:
-    "Chapter-05 knobs per scale: model shape, run length, LRs, seeds."
-    hidden_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    intermediate_size: int
-    seq_len: int
-    batch_size: int
-    steps: int
-    warmup_steps: int
+@dataclass(frozen=True, kw_only=True)
+class StabilityBudget(RunShape):
+    "Chapter-05 knobs per scale: the runs' shape plus LRs, seeds and depths."
     normal_lr: float  # the LR of a normal run (chapter 03's default)
     sweep_lrs: tuple[float, ...]  # peak LRs the baseline and the sandwich+softcap model are swept over
     seeds: tuple[int, ...]  # seeds of the FP16 comparison
     fp32_seeds: tuple[int, ...]  # seeds of the FP32 control
     depths: tuple[int, ...]  # extra depths for the headroom-vs-depth trend
-    softcap: float = 15.0  # final-logit cap c (nanochat's 15; Gemma 2 uses 30)
-    stats_every: int = 10
-    eval_batches: int = 4
     unstable_margin: float = 0.5  # nats above the sweep's best held-out loss that count as unstable
-    max_skip_run: int = 20
     bench_rounds: int = 6
     threads: int = 1  # torch CPU threads while training (0: leave as is); see `torch_threads`
 
     def spec(self, variant: str, precision: str, lr: float, seed: int, num_layers: int | None = None) -> RunSpec:
         "The `RunSpec` of one run under this budget."
-        return RunSpec(variant=variant, precision=precision, lr=float(lr), seed=seed, steps=self.steps,
-                       warmup_steps=self.warmup_steps, hidden_size=self.hidden_size,
-                       num_layers=num_layers or self.num_layers, num_heads=self.num_heads,
-                       num_kv_heads=self.num_kv_heads, intermediate_size=self.intermediate_size,
-                       seq_len=self.seq_len, batch_size=self.batch_size, softcap=self.softcap,
-                       stats_every=self.stats_every, eval_batches=self.eval_batches, max_skip_run=self.max_skip_run)
+        shape = {f.name: getattr(self, f.name) for f in dataclasses.fields(RunShape)}
+        return RunSpec(**{**shape, "num_layers": num_layers or self.num_layers},
+                       variant=variant, precision=precision, lr=float(lr), seed=seed)
 
 BUDGETS = {
     "smoke": StabilityBudget(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=96,

@@ -26,11 +26,11 @@ from .core import ConfigError, atomic_torch_save, atomic_write_json, torch_load
 from .distributed import all_reduce_grads, all_reduce_mean, any_rank, dist_world, shard_batch, sync_start
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'BUDGETS', 'MixtureLoader', 'LRSchedule',
-           'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState', 'TrainingDiverged',
-           'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths', 'latest_checkpoint',
-           'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train', 'eval_loss',
-           'TrainerBudget']
+__all__ = ['SCHEDULES', 'DECAY_SHAPES', 'TRAIN_PRECISIONS', 'IGNORE_INDEX', 'BATCH_KEYS', 'BUDGETS', 'MixtureLoader',
+           'LRSchedule', 'param_groups', 'TrainConfig', 'AmpPrecision', 'Callback', 'MixtureStages', 'TrainState',
+           'TrainingDiverged', 'lm_loss', 'split_batch', 'batch_to', 'batch_loss', 'checkpoint_paths',
+           'latest_checkpoint', 'load_checkpoint', 'average_checkpoints', 'save_checkpoint', 'TrainResult', 'train',
+           'eval_loss', 'TrainerBudget']
 
 # %% ../nbs/03_trainer.ipynb #c005
 def _check_weights(weights: dict[str, float], names: Sequence[str]) -> dict[str, float]:
@@ -209,7 +209,7 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay_norms_embedding
                         {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
 
 # %% ../nbs/03_trainer.ipynb #c012
-PRECISIONS = ("fp32", "fp16-autocast")
+TRAIN_PRECISIONS = ("fp32", "fp16-autocast")
 
 @dataclass
 class TrainConfig:
@@ -247,8 +247,8 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"TrainConfig.{name}: expected an int >= 0, got {v!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"TrainConfig.precision: expected one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in TRAIN_PRECISIONS:
+            raise ConfigError(f"TrainConfig.precision: expected one of {list(TRAIN_PRECISIONS)}, got {self.precision!r}")
         if self.on_nonfinite not in ("raise", "stop"):
             raise ConfigError(f"TrainConfig.on_nonfinite: expected 'raise' or 'stop', got {self.on_nonfinite!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
