@@ -370,7 +370,7 @@ POWERED_BUDGETS = {
                                                   num_key_value_heads=2, intermediate_size=384)),
                                    ("192x3", dict(hidden_size=192, num_hidden_layers=3, num_attention_heads=6,
                                                   num_key_value_heads=2, intermediate_size=576))),
-                            main_size="128x2", tokens=96_000, web_tokens=96_000, headline_seeds=tuple(range(5, 17))),
+                            main_size="128x2", tokens=96_000, web_tokens=96_000, headline_seeds=tuple(range(5, 33))),
     "gpu": PoweredBudget(seeds=(0, 1, 2, 3, 4),
                          sizes=(("256x4", dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
                                                num_key_value_heads=2, intermediate_size=768)),
