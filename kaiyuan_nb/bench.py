@@ -20,7 +20,7 @@ from .core import ConfigError, atomic_write_json
 from .train import batch_loss, param_groups
 
 # %% auto #0
-__all__ = ['matmul_peak_gflops', 'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'bench_train', 'bench_main',
+__all__ = ['matmul_peak_gflops', 'fp32_flop_per_cycle', 'theoretical_peak_gflops', 'median_ci', 'bench_train', 'bench_main',
            'gpu_time_estimate']
 
 # %% ../nbs/03b_bench.ipynb #c020
@@ -71,6 +71,18 @@ def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batch
     sync()
     return time.perf_counter() - t0, time.process_time() - c0, value
 
+# %% ../nbs/03b_bench.ipynb #b005b
+def median_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    "Percentile-bootstrap `level` interval of the median of `values` (a single value gives a zero-width interval)."
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ConfigError(f"median_ci: expected finite values, got {list(values)}")
+    if not 0 < level < 1 or n_boot < 1:
+        raise ConfigError(f"median_ci: need 0 < level < 1 and n_boot >= 1, got {level}, {n_boot}")
+    meds = np.median(np.random.default_rng(seed).choice(x, size=(n_boot, x.size)), axis=1)
+    lo, hi = np.quantile(meds, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
 # %% ../nbs/03b_bench.ipynb #c020-1
 def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None = None, batch_size: int = 16,
                 seq_len: int = 256, rounds: int = 5, steps: int = 1, warmup: int = 1, threads: int | None = None,
@@ -79,7 +91,8 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
     """Interleaved training-throughput benchmark of `KaiyuanForCausalLM` vs transformers' `Qwen3ForCausalLM`
     of the same config and weights; returns medians, ranges, per-round records, MFU against the sgemm
     measured in the same rounds and against the CPU's theoretical peak, and the load average: a run
-    that starts with a load above `max_load` is flagged `loaded` (its numbers say little about the code)."""
+    that starts with a load above `max_load` is flagged `loaded` (its numbers say little about the code).
+    `ratio_ci` is a bootstrap 95% interval of the median over pairs of rounds."""
     from tqdm.auto import tqdm
     from kaiyuan_nb.model import KaiyuanForCausalLM, param_counts, to_qwen3
     if rounds < 1 or steps < 1:
@@ -118,13 +131,15 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
     # Which model runs first in a round matters under a noisy load, so rounds come in pairs with both
     # orders; a pair's value is the geometric mean of its two rounds, and the median is over pairs.
     groups = [records[i:i + 2] for i in range(0, len(records) - 1, 2)] or [records]
-    med = lambda key: float(np.median([math.exp(np.mean([math.log(x[key]) for x in g])) for g in groups]))
+    pair = lambda key: [math.exp(np.mean([math.log(x[key]) for x in g])) for g in groups]
+    med = lambda key: float(np.median(pair(key)))
     theory = theoretical_peak_gflops() if dev.type == "cpu" else float("nan")
     return {"load_avg_start": round(load_start, 2), "load_avg_end": round(os.getloadavg()[0], 2),
             "loaded": load_start > max_load, "theoretical_peak_gflops": theory,
             "mfu_vs_theoretical": 6 * n_matmul * med("ours_tokens_per_s") / (theory * 1e9),
             "ours_tokens_per_cpu_s": med("ours_tokens_per_cpu_s"),
-            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"), "ratio": med("ratio"), "pairs": len(groups), "ratio_min": min(x["ratio"] for x in records),
+            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"), "ratio": med("ratio"), "pairs": len(groups),
+            "ratio_pairs": pair("ratio"), "ratio_ci": median_ci(pair("ratio"), seed=seed), "ratio_min": min(x["ratio"] for x in records),
             "ratio_max": max(x["ratio"] for x in records), "mfu": med("mfu"),
             "mfu_min": min(x["mfu"] for x in records), "mfu_max": max(x["mfu"] for x in records),
             "hf_mfu": med("hf_mfu"), "ours_tokens_per_s": med("ours_tokens_per_s"),

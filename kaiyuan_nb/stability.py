@@ -24,7 +24,8 @@ from .verdicts import paired_effect, paper_claim, untested_claim
 # %% auto #0
 __all__ = ['VARIANTS', 'BUDGETS', 'source_excerpt', 'StabilityMonitor', 'variant_overrides', 'RunShape', 'RunSpec',
            'torch_threads', 'StabilityData', 'stability_data', 'heldout_batches', 'run_stability', 'StabilityBudget',
-           'run_unstable', 'pick_high_lr', 'fp16_headroom', 'summary_table', 'throughput_benchmark']
+           'run_unstable', 'pick_high_lr', 'fp16_headroom', 'summary_table', 'throughput_benchmark',
+           'median_tokens_per_s', 'paired_speed_ratio']
 
 # %% ../nbs/05_stability.ipynb #stability-imp2
 from .fp16 import (ActivationProbe, FP16_MAX, MixedPrecision, _finite_or_none, _json_safe,
@@ -46,6 +47,7 @@ def source_excerpt(obj: Any, contains: Iterable[str] | None = None) -> str:
     return f"`kaiyuan_nb/{rel}`, lines {keep[0][0]}–{keep[-1][0]} (`{obj.__qualname__}`):\n```python\n{body}\n```"
 
 # %% ../nbs/05_stability.ipynb #c029
+from .bench import median_ci
 from .train import Callback, MixtureLoader, TrainConfig, lm_loss, train
 
 class StabilityMonitor(Callback):
@@ -274,7 +276,7 @@ BUDGETS = {
     "report": StabilityBudget(hidden_size=96, num_layers=4, num_heads=2, num_kv_heads=1, intermediate_size=288,
                               seq_len=64, batch_size=8, steps=32, warmup_steps=4, normal_lr=3e-3,
                               sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=(0, 1, 2), fp32_seeds=(0,), depths=(2, 8),
-                              stats_every=8),
+                              stats_every=8, bench_rounds=32),
     "gpu": StabilityBudget(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
                            seq_len=1024, batch_size=32, steps=2000, warmup_steps=200, normal_lr=3e-4,
                            sweep_lrs=(3e-4, 1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1, 2), fp32_seeds=(0, 1),
@@ -328,8 +330,8 @@ def summary_table(records: list[dict[str, Any]], tokens_per_s: dict[str, float] 
 
 # %% ../nbs/05_stability.ipynb #c038
 def throughput_benchmark(budget: StabilityBudget, data: StabilityData, rounds: int | None = None,
-                         precisions: Iterable[str] = ("fp32", "fp16"), device: str | None = None) -> dict[str, float]:
-    "Median tokens/s of one training step per `precision/variant`, the variants interleaved round-robin."
+                         precisions: Iterable[str] = ("fp32", "fp16"), device: str | None = None) -> dict[str, list[float]]:
+    "Tokens/s of one training step per round for each `precision/variant`, the variants interleaved round-robin."
     from kaiyuan_nb.core import pick_device
     from kaiyuan_nb.model import KaiyuanForCausalLM, config_for_scale
     dev = pick_device(device)
@@ -352,7 +354,20 @@ def throughput_benchmark(budget: StabilityBudget, data: StabilityData, rounds: i
     for _, mp, _, _ in runs.values():
         mp.close()
     tokens = budget.batch_size * budget.seq_len
-    return {name: tokens / float(np.median(times)) for name, (_, _, _, times) in runs.items()}
+    return {name: [tokens / t for t in times] for name, (_, _, _, times) in runs.items()}
+
+def median_tokens_per_s(rounds: dict[str, list[float]]) -> dict[str, float]:
+    "Median over rounds of `throughput_benchmark`'s tokens/s, per `precision/variant`."
+    return {name: float(np.median(v)) for name, v in rounds.items()}
+
+def paired_speed_ratio(rounds: dict[str, list[float]], arm: str, base: str, seed: int = 0) -> dict[str, float]:
+    "Median over rounds of tokens/s of `arm` / `base` within a round, with its bootstrap 95% interval."
+    missing = [k for k in (arm, base) if k not in rounds]
+    if missing:
+        raise ConfigError(f"paired_speed_ratio: no rounds for {missing}; have {sorted(rounds)}")
+    ratios = [a / b for a, b in zip(rounds[arm], rounds[base])]
+    lo, hi = median_ci(ratios, seed=seed)
+    return {"ratio": float(np.median(ratios)), "ci_low": lo, "ci_high": hi, "rounds": len(ratios)}
 
 def _interleave(runs: dict[str, tuple], rounds: int, batch: torch.Tensor, dev: torch.device, stats_every: int) -> None:
     """Time one training step of every run in turn, `rounds` times (after a warm-up round); as in a run,
