@@ -301,14 +301,15 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
     return versions
 
 def machine_info() -> dict[str, Any]:
-    "CPU model, logical cores and torch's thread count now."
+    "CPU model, logical cores, torch's thread count and the CPU kernels (ISA) torch and MKL run with now."
     cpu = platform.processor() or "unknown"
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                    if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR", "AUTO")}
 
 def load_average() -> float:
     "The 1-minute load average (what a measurement's 'idle machine' is checked against)."
