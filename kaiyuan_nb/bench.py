@@ -44,11 +44,15 @@ def fp32_flop_per_cycle(flags: set[str], vendor: str, family: int) -> int:
     return 32 if {"avx2", "fma"} <= flags else 16 if "avx" in flags else 8
 
 def theoretical_peak_gflops(threads: int | None = None) -> float:
-    "FP32 peak from the CPU's spec: cores used × FLOP/cycle × the clock /proc/cpuinfo reports."
+    """FP32 peak from the CPU's spec: cores used × FLOP/cycle × the clock /proc/cpuinfo reports, at the vector
+    width torch's kernels may use: `import kaiyuan_nb` pins AVX2, so AVX-512 counts only when unpinned."""
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     field = lambda name, default: next((l.split(":", 1)[1].strip() for l in info.splitlines()
                                         if l.split(":", 1)[0].strip() == name), default)
-    per_cycle = fp32_flop_per_cycle(set(field("flags", "").split()), field("vendor_id", ""), int(field("cpu family", "0")))
+    flags = set(field("flags", "").split())
+    if torch.backends.cpu.get_cpu_capability() != "AVX512":
+        flags.discard("avx512f")
+    per_cycle = fp32_flop_per_cycle(flags, field("vendor_id", ""), int(field("cpu family", "0")))
     mhz = float(field("cpu MHz", "nan"))
     cores = min(threads or torch.get_num_threads(), os.cpu_count() or 1)
     return cores * per_cycle * mhz / 1e3
