@@ -5,9 +5,19 @@
 # %% ../nbs/05a_fp16.ipynb #fp16-imp
 from __future__ import annotations
 import contextlib
+import ctypes
+import functools
+import hashlib
 import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
 import types
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 import torch
 import torch.nn.functional as F
@@ -15,9 +25,10 @@ from torch import nn
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'ROUND_CHUNK', 'EMULATION_MODES', 'PRECISIONS',
-           'fp16_round', 'fp16_round_into', 'Fp16Counter', 'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites',
-           'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision', 'ActivationProbe']
+__all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'ROUND_CHUNK', 'WORKSPACE_MIN', 'WORKSPACE_BUFFERS',
+           'EMULATION_MODES', 'PRECISIONS', 'fp16_round', 'fp16_round_into', 'fp16_round_kernel', 'Fp16Counter',
+           'fp16_cast', 'Fp16Sites', 'kaiyuan_fp16_sites', 'Fp16Emulation', 'fp16_ulp', 'StepInfo', 'MixedPrecision',
+           'ActivationProbe']
 
 # %% ../nbs/05a_fp16.ipynb #c008
 FP16_MAX: float = float(torch.finfo(torch.float16).max)  # 65504, the largest finite float16
@@ -38,6 +49,8 @@ _COUNT_KEYS = ("overflow_fwd", "underflow_fwd", "overflow_bwd", "underflow_bwd",
 
 # %% ../nbs/05a_fp16.ipynb #c011-1
 ROUND_CHUNK = 1 << 18  # values rounded per pass on the CPU: a chunk and its float16 copy stay in the cache
+WORKSPACE_MIN = 1 << 20  # values from which a rounded tensor goes into a reused buffer (see `Fp16Counter`)
+WORKSPACE_BUFFERS = 4  # reused buffers per shape at most
 
 def _amax_ignoring_nan(s: torch.Tensor) -> float:
     "max |s| ignoring nan (a nan comes downstream of an earlier overflow); 0 when `s` holds nothing else."
@@ -48,16 +61,8 @@ def _amax_ignoring_nan(s: torch.Tensor) -> float:
         m = float(rest.abs().max()) if rest.numel() else 0.0
     return m
 
-def fp16_round_into(x: torch.Tensor, out: torch.Tensor, count_underflow: bool = True,
-                    chunk: int = ROUND_CHUNK) -> tuple[float, int, int]:
-    """Write `x` rounded to float16 into the contiguous `out` (which may be `x`) and measure the rounding in the
-    same pass, `chunk` values at a time on the CPU. Returns (max |x| ignoring nan, taken before rounding; values
-    newly rounded to ±inf; non-zeros flushed to 0, counted only when `count_underflow`, else 0)."""
-    if chunk < 1:
-        raise ConfigError(f"fp16_round_into: chunk must be >= 1, got {chunk}")
-    src, dst = x.detach().reshape(-1), out.detach().view(-1)
-    if src.numel() != dst.numel():
-        raise ConfigError(f"fp16_round_into: out has {dst.numel()} values, expected {src.numel()} like x")
+def _torch_round_into(src: torch.Tensor, dst: torch.Tensor, count_underflow: bool, chunk: int) -> tuple[float, int, int]:
+    "`fp16_round_into` of flat tensors in torch, `chunk` values at a time on the CPU."
     step = chunk if src.device.type == "cpu" else max(src.numel(), 1)  # on a GPU: one pass, few syncs
     pieces = [(src, dst)] if src.numel() <= step else [(src[i:i + step], dst[i:i + step])
                                                        for i in range(0, src.numel(), step)]
@@ -74,11 +79,115 @@ def fp16_round_into(x: torch.Tensor, out: torch.Tensor, count_underflow: bool = 
         amax = max(amax, m)
     return amax, overflow, underflow
 
+def fp16_round_into(x: torch.Tensor, out: torch.Tensor, count_underflow: bool = True,
+                    chunk: int = ROUND_CHUNK) -> tuple[float, int, int]:
+    """Write `x` rounded to float16 into the contiguous `out` (which may be `x`) and measure the rounding in the
+    same pass: the C kernel below where it runs, else torch (`chunk` values at a time on the CPU). Returns
+    (max |x| ignoring nan, taken before rounding; values newly rounded to ±inf; non-zeros flushed to 0, counted
+    only when `count_underflow`, else 0)."""
+    if chunk < 1:
+        raise ConfigError(f"fp16_round_into: chunk must be >= 1, got {chunk}")
+    src, dst = x.detach().reshape(-1), out.detach().view(-1)
+    if src.numel() != dst.numel():
+        raise ConfigError(f"fp16_round_into: out has {dst.numel()} values, expected {src.numel()} like x")
+    kernel = fp16_round_kernel() if src.device.type == "cpu" and src.dtype == dst.dtype == torch.float32 else None
+    if kernel is not None:
+        return _kernel_round_into(kernel, src, dst, count_underflow)
+    return _torch_round_into(src, dst, count_underflow, chunk)
+
+# %% ../nbs/05a_fp16.ipynb #c011-k1
+_ROUND_KERNEL_C = r"""
+#include <immintrin.h>
+#include <stdint.h>
+/* dst = src rounded to the nearest float16 (kept float32); *amax = max |src| ignoring NaN;
+   counts = {inf in src, inf in dst, nonzero in src, nonzero in dst} (the last two only if count_zero). */
+void fp16_round_f32(const float *src, float *dst, int64_t n, int count_zero, float *amax, int64_t *counts) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(__builtin_inff()), zero = _mm256_setzero_ps();
+    __m256 vmax = zero;
+    int64_t inf_src = 0, inf_dst = 0, nz_src = 0, nz_dst = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        __m256 y = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256 ax = _mm256_andnot_ps(sign, x), ay = _mm256_andnot_ps(sign, y);
+        vmax = _mm256_max_ps(ax, vmax);  /* max(NaN, m) is m: NaN is ignored */
+        inf_src += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(ax, inf, _CMP_EQ_OQ)));
+        inf_dst += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(ay, inf, _CMP_EQ_OQ)));
+        if (count_zero) {
+            nz_src += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(x, zero, _CMP_NEQ_UQ)));
+            nz_dst += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(y, zero, _CMP_NEQ_UQ)));
+        }
+        _mm256_storeu_ps(dst + i, y);
+    }
+    float lanes[8], m = 0.0f;
+    _mm256_storeu_ps(lanes, vmax);
+    for (int k = 0; k < 8; k++) m = lanes[k] > m ? lanes[k] : m;
+    for (; i < n; i++) {
+        float x = src[i], y = _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        float ax = x < 0 ? -x : x, ay = y < 0 ? -y : y;
+        m = ax > m ? ax : m;
+        inf_src += ax == __builtin_inff(); inf_dst += ay == __builtin_inff();
+        if (count_zero) { nz_src += x != 0.0f; nz_dst += y != 0.0f; }
+        dst[i] = y;
+    }
+    *amax = m;
+    counts[0] = inf_src; counts[1] = inf_dst; counts[2] = nz_src; counts[3] = nz_dst;
+}
+"""
+_KERNEL_FLAGS = ("-O2", "-mavx2", "-mf16c", "-shared", "-fPIC")
+
+def _compile_kernel(cc: str, lib: Path) -> None:
+    "Compile `_ROUND_KERNEL_C` into the shared library `lib`, atomically (a half-written file is never loaded)."
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+        source, built = Path(tmp) / "fp16_round.c", Path(tmp) / lib.name
+        source.write_text(_ROUND_KERNEL_C)
+        done = subprocess.run([cc, *_KERNEL_FLAGS, "-o", str(built), str(source)], capture_output=True, text=True)
+        if done.returncode:
+            raise OSError(f"{cc} failed: {done.stderr.strip()[-500:]}")
+        os.replace(built, lib)
+
+# %% ../nbs/05a_fp16.ipynb #c011-k2
+@functools.lru_cache(maxsize=None)
+def fp16_round_kernel() -> Callable[..., None] | None:
+    """The one-pass C rounding kernel, compiled on first use, or None (then `fp16_round_into` takes the torch
+    path): needs x86-64 with AVX2, a C compiler (`$CC` or `cc`) and `KAIYUAN_FP16_KERNEL` not set to 0."""
+    if os.environ.get("KAIYUAN_FP16_KERNEL", "1") == "0" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+        return None
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        return None
+    digest = hashlib.sha256(" ".join((_ROUND_KERNEL_C, *_KERNEL_FLAGS)).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kaiyuan_nb"
+    for lib in (cache / f"fp16_round-{digest}.so", Path(tempfile.gettempdir()) / f"kaiyuan_nb-fp16_round-{digest}.so"):
+        try:
+            if not lib.exists():
+                _compile_kernel(cc, lib)
+            fn = ctypes.CDLL(str(lib)).fp16_round_f32
+            break
+        except OSError as e:  # an unwritable cache, a failed compile: try the next place, then the torch path
+            error = e
+    else:
+        warnings.warn(f"fp16_round_kernel: the C kernel is unavailable ({error}); rounding with torch instead")
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = None
+    return fn
+
+def _kernel_round_into(kernel: Callable[..., None], src: torch.Tensor, dst: torch.Tensor,
+                       count_underflow: bool) -> tuple[float, int, int]:
+    "`fp16_round_into` by the C kernel (contiguous float32 CPU tensors)."
+    amax, counts = ctypes.c_float(), (ctypes.c_int64 * 4)()
+    kernel(src.data_ptr(), dst.data_ptr(), src.numel(), int(count_underflow), ctypes.byref(amax), counts)
+    return float(amax.value), counts[1] - counts[0], (counts[2] - counts[3]) if count_underflow else 0
+
 # %% ../nbs/05a_fp16.ipynb #c011-1b
 class Fp16Counter:
     "Per site kind: values rounded to inf / flushed to 0 (forward and gradients) and the largest |x| seen."
     def __init__(self) -> None:
         self.count_underflow = True  # off: skip the two counting passes (the monitor counts only on stats steps)
+        self._workspace: dict[tuple, list[tuple[torch.Tensor, Any]]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -101,7 +210,7 @@ class Fp16Counter:
     def round(self, x: torch.Tensor, kind: str, direction: str = "fwd") -> torch.Tensor:
         """Round `x` through float16 into a new tensor and count: new infs, flushed non-zeros and the largest |x|
         (taken before rounding, so an overflow shows as a value beyond 65504)."""
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        out = self._output_like(x)
         self.add(kind, direction, *fp16_round_into(x, out, self.count_underflow), x.numel())
         return out
 
@@ -112,6 +221,22 @@ class Fp16Counter:
             return x.copy_(self.round(x, kind))
         self.add(kind, "fwd", *fp16_round_into(x, x, self.count_underflow), x.numel())
         return x
+
+    def _output_like(self, x: torch.Tensor) -> torch.Tensor:
+        """A contiguous tensor shaped like `x` to round into. A large CPU tensor reuses a workspace buffer once
+        nothing else holds it (autograd has consumed the gradient it carried): a fresh one costs a page fault
+        per 4 KiB, more than the rounding itself."""
+        use_count = getattr(torch._C, "_storage_Use_Count", None)
+        if x.numel() < WORKSPACE_MIN or x.device.type != "cpu" or use_count is None:
+            return torch.empty_like(x, memory_format=torch.contiguous_format)
+        pool = self._workspace.setdefault((tuple(x.shape), x.dtype), [])
+        for buf, storage in pool:
+            if use_count(storage._cdata) == 2:  # held by `buf` and `storage` only: free
+                return buf.view(buf.shape)
+        buf = torch.empty(x.shape, dtype=x.dtype)
+        if len(pool) < WORKSPACE_BUFFERS:
+            pool.append((buf, buf.untyped_storage()))
+        return buf.view(buf.shape)  # a view: whoever keeps it raises the storage's use count
 
     def counts(self) -> dict[str, dict[str, float]]:
         "Per site kind: overflow_fwd/bwd, underflow_fwd/bwd, values_fwd, amax_fwd/bwd."

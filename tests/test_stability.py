@@ -332,6 +332,7 @@ def test_fast_counting_keeps_overflows_amax_and_values(embed_scale):
 
 
 # ---- the one-sweep rounding (fp16_round_into) against the previous whole-tensor path ----------------------
+import kaiyuan_nb.fp16 as fp16_module
 from kaiyuan_nb.fp16 import ROUND_CHUNK, fp16_round_into
 
 
@@ -391,8 +392,10 @@ def test_round_into_equals_the_whole_tensor_path(chunk, count_underflow):
 
 
 @pytest.mark.parametrize("embed_scale", [1.0, 5e6])  # 5e6: embeddings overflow float16
-def test_emulated_training_counts_and_weights_equal_the_whole_tensor_path(embed_scale):
+@pytest.mark.parametrize("workspace_min", [fp16_module.WORKSPACE_MIN, 1])  # 1: every rounding reuses buffers
+def test_emulated_training_counts_and_weights_equal_the_whole_tensor_path(embed_scale, workspace_min, monkeypatch):
     "Four steps on a tiny model: every count of every site, and every weight bit, as with the previous path."
+    monkeypatch.setattr(fp16_module, "WORKSPACE_MIN", workspace_min)
     def run(counter: Fp16Counter):
         model = tiny_model()
         with torch.no_grad():
@@ -419,3 +422,55 @@ def test_emulated_training_counts_and_weights_equal_the_whole_tensor_path(embed_
         assert new_steps[0]["embed"]["overflow_fwd"] > 0
     else:
         assert sum(v["underflow_bwd"] for s in new_steps for v in s.values()) > 0
+
+
+# ---- the C kernel against the torch path, and the workspace ----------------------------------------------
+def random_bit_patterns(n: int) -> torch.Tensor:
+    "float32 values from uniformly random bit patterns: every exponent, subnormals, infs and nans."
+    g = torch.Generator().manual_seed(5)
+    return torch.randint(-2 ** 31, 2 ** 31 - 1, (n,), generator=g, dtype=torch.int64).to(torch.int32).view(torch.float32)
+
+
+SCALAR_TAIL = torch.tensor([70000.0, 1e-9, 0.0, math.nan, -math.inf, 1.0, -3e-8])  # < 8 values: the kernel's scalar loop
+
+
+@pytest.mark.parametrize("values", ["awkward", "bits", "ragged", "tail"])
+@pytest.mark.parametrize("count_underflow", [True, False])
+def test_kernel_gives_the_torch_paths_bits_and_counts(values, count_underflow):
+    kernel = fp16_module.fp16_round_kernel()
+    if kernel is None:
+        pytest.skip("no C kernel here (not x86-64 with AVX2, or no C compiler)")
+    x = {"awkward": awkward_values(20_000), "bits": random_bit_patterns(300_001), "ragged": awkward_values(20_005),
+         "tail": SCALAR_TAIL}[values]
+    by_torch, by_kernel = torch.empty_like(x), torch.empty_like(x)
+    expected = fp16_module._torch_round_into(x, by_torch, count_underflow, ROUND_CHUNK)
+    assert fp16_module._kernel_round_into(kernel, x, by_kernel, count_underflow) == expected
+    assert torch.equal(torch.isnan(by_kernel), torch.isnan(by_torch))
+    assert torch.equal(by_kernel.nan_to_num(0.0).view(torch.int32), by_torch.nan_to_num(0.0).view(torch.int32))
+    assert expected[1] > 0 and (expected[2] > 0) == count_underflow  # overflows and flushes happened
+
+
+def test_kernel_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("KAIYUAN_FP16_KERNEL", "0")
+    fp16_module.fp16_round_kernel.cache_clear()
+    try:
+        assert fp16_module.fp16_round_kernel() is None
+        x, out = awkward_values(1000), torch.empty(1000)
+        assert fp16_round_into(x, out, True) == fp16_module._torch_round_into(x, torch.empty(1000), True, ROUND_CHUNK)
+    finally:
+        monkeypatch.delenv("KAIYUAN_FP16_KERNEL")
+        fp16_module.fp16_round_kernel.cache_clear()
+
+
+def test_workspace_is_reused_only_once_nothing_holds_it(monkeypatch):
+    monkeypatch.setattr(fp16_module, "WORKSPACE_MIN", 1)
+    c = Fp16Counter()
+    x = torch.randn(64, 8)
+    first = c.round(x, "logits", "bwd")
+    second = c.round(x, "logits", "bwd")  # `first` is alive: a second buffer
+    assert first.data_ptr() != second.data_ptr() and torch.equal(first, second)
+    ptr = first.data_ptr()
+    del first
+    assert c.round(x * 2, "logits", "bwd").data_ptr() == ptr  # freed: reused
+    held = [c.round(x, "logits", "bwd") for _ in range(fp16_module.WORKSPACE_BUFFERS + 2)]  # past the pool's size
+    assert len({t.data_ptr() for t in held}) == len(held)
