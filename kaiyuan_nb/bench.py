@@ -57,13 +57,23 @@ def theoretical_peak_gflops(threads: int | None = None) -> float:
     cores = min(threads or torch.get_num_threads(), os.cpu_count() or 1)
     return cores * per_cycle * mhz / 1e3
 
+def _kernel_counters() -> tuple[float, int]:
+    "(system CPU seconds, minor page faults) of this process so far (zeros where `resource` is missing)."
+    try:
+        import resource
+    except ImportError:
+        return 0.0, 0
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_stime, use.ru_minflt
+
 def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Sequence[torch.Tensor],
-                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float, float]:
-    "Run `steps` training steps on batches[start:]; return (wall seconds, process CPU seconds, last loss)."
+                       start: int, steps: int, grad_clip: float = 1.0) -> tuple[float, float, float, float, int]:
+    """Run `steps` training steps on batches[start:]; return (wall seconds, process CPU seconds, last loss,
+    system CPU seconds, minor page faults)."""
     device = next(model.parameters()).device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, (s0, f0) = time.perf_counter(), time.process_time(), _kernel_counters()
     for i in range(steps):
         batch = batches[(start + i) % len(batches)].to(device)
         loss = batch_loss(model, batch)[0]
@@ -73,7 +83,8 @@ def _timed_train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batch
         optimizer.zero_grad(set_to_none=True)
     value = loss.item()
     sync()
-    return time.perf_counter() - t0, time.process_time() - c0, value
+    s1, f1 = _kernel_counters()
+    return time.perf_counter() - t0, time.process_time() - c0, value, s1 - s0, f1 - f0
 
 # %% ../nbs/03b_bench.ipynb #b005b
 def median_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -94,7 +105,8 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
                 max_load: float = 1.5) -> dict[str, Any]:
     """Interleaved training-throughput benchmark of `KaiyuanForCausalLM` vs transformers' `Qwen3ForCausalLM`
     of the same config and weights; returns medians, ranges, per-round records, MFU against the sgemm
-    measured in the same rounds and against the CPU's theoretical peak, and the load average: a run
+    measured in the same rounds and against the CPU's theoretical peak, each model's page faults per step and
+    share of its CPU time spent in the kernel (fresh memory costs both), and the load average: a run
     that starts with a load above `max_load` is flagged `loaded` (its numbers say little about the code).
     `ratio_ci` is a bootstrap 95% interval of the median over pairs of rounds."""
     from tqdm.auto import tqdm
@@ -122,8 +134,9 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
         order = ["ours", "hf_qwen3"] if r % 2 == 0 else ["hf_qwen3", "ours"]
         rec: dict[str, Any] = {"round": r, "order": order}
         for k in order:  # each model's steps are followed by a peak sample taken under the same load
-            secs, cpu, loss = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
+            secs, cpu, loss, sys_s, faults = _timed_train_steps(models[k], opts[k], batches, warmup + r * steps, steps)
             rec[f"{k}_tokens_per_s"] = steps * tokens_per_step / secs
+            rec[f"{k}_page_faults_per_step"], rec[f"{k}_system_cpu_share"] = faults / steps, sys_s / cpu
             rec[f"{k}_tokens_per_cpu_s"] = steps * tokens_per_step / cpu
             rec[f"{k}_loss"] = loss
             rec[f"{k}_peak_gflops"] = matmul_peak_gflops(peak_n, reps=2, device=dev)
@@ -142,7 +155,9 @@ def bench_train(config: "KaiyuanConfig", batches: Sequence[torch.Tensor] | None 
             "loaded": load_start > max_load, "theoretical_peak_gflops": theory,
             "mfu_vs_theoretical": 6 * n_matmul * med("ours_tokens_per_s") / (theory * 1e9),
             "ours_tokens_per_cpu_s": med("ours_tokens_per_cpu_s"),
-            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"), "ratio": med("ratio"), "pairs": len(groups),
+            "hf_qwen3_tokens_per_cpu_s": med("hf_qwen3_tokens_per_cpu_s"),
+            **{f"{k}_{m}": float(np.median([x[f"{k}_{m}"] for x in records])) for k in models
+               for m in ("page_faults_per_step", "system_cpu_share")}, "ratio": med("ratio"), "pairs": len(groups),
             "ratio_pairs": pair("ratio"), "ratio_ci": median_ci(pair("ratio"), seed=seed), "ratio_min": min(x["ratio"] for x in records),
             "ratio_max": max(x["ratio"] for x in records), "mfu": med("mfu"),
             "mfu_min": min(x["mfu"] for x in records), "mfu_max": max(x["mfu"] for x in records),
@@ -178,6 +193,9 @@ def bench_main(argv: list[str] | None = None) -> int:
     print(f"theoretical peak {res['theoretical_peak_gflops']:.1f} GFLOP/s  MFU ours {res['mfu_vs_theoretical']:.1%}  "
           f"ours {res['ours_tokens_per_cpu_s']:.0f} tokens per CPU-second  load average {res['load_avg_start']} -> "
           f"{res['load_avg_end']}" + ("  (LOADED: start above the idle limit)" if res["loaded"] else ""))
+    print(f"page faults per step  ours {res['ours_page_faults_per_step']:.0f}  transformers Qwen3 "
+          f"{res['hf_qwen3_page_faults_per_step']:.0f}  (kernel share of CPU time {res['ours_system_cpu_share']:.1%} / "
+          f"{res['hf_qwen3_system_cpu_share']:.1%})")
     if args.out:
         atomic_write_json(args.out, res)
     return 0

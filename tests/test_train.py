@@ -283,6 +283,17 @@ def test_bench_flags_a_loaded_machine(monkeypatch):
     idle = bench_train(cfg, batches, rounds=2, threads=1, peak_n=64, progress=False)
     assert not idle["loaded"] and idle["ours_tokens_per_cpu_s"] > 0 and idle["same_losses"]
     assert idle["mfu_vs_theoretical"] > 0 and theoretical_peak_gflops(1) * 2 == pytest.approx(theoretical_peak_gflops(2))
+    for arm in ("ours", "hf_qwen3"):
+        assert idle[f"{arm}_page_faults_per_step"] >= 0 and 0 <= idle[f"{arm}_system_cpu_share"] <= 1
+
+
+def test_bench_counts_the_page_faults_of_fresh_memory():
+    pytest.importorskip("resource")
+    from kaiyuan_nb.bench import _kernel_counters
+    _, before = _kernel_counters()
+    fresh = torch.ones(8 << 20)  # 32 MiB the process has never touched: about 8,000 pages of 4 KiB
+    _, after = _kernel_counters()
+    assert after - before >= 1000 and fresh.sum() > 0
 
 
 def test_fp32_flop_per_cycle():
