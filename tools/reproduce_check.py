@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = re.compile(r"tokens_per_s|tokens_per_cpu_s|docs_per_s|speedup|speed_ratio|mfu|seconds|load_avg|gflops|"
-                    r"page_faults|system_cpu|slowdown|_eval_s$|_train_s$|compute_s$|time_ratio")
+                    r"page_faults|system_cpu|slowdown|stage_s_|_eval_s$|_train_s$|compute_s$|time_ratio")
 
 
 def compare(committed: dict, fresh: dict) -> dict:
