@@ -16,9 +16,9 @@ from .minhash import (DedupResult, MinHashConfig, _jieba, cluster_duplicates, fa
                                 minhash_dedup, minhash_tokens, stage_timer)
 
 # %% auto #0
-__all__ = ['CLEAR_ABOVE', 'CLEAR_BELOW', 'PEER_DEDUPS', 'shingle_bytes', 'edge_array', 'datasketch_bulk_dedup', 'rensa_dedup',
-           'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup', 'dedup_benchmark',
-           'benchmark_corpus', 'bench_main']
+__all__ = ['CLEAR_ABOVE', 'CLEAR_BELOW', 'PEER_DEDUPS', 'PAIRED_PEERS', 'shingle_bytes', 'edge_array', 'datasketch_bulk_dedup',
+           'rensa_dedup', 'inject_near_duplicates', 'shingle_set', 'jaccard', 'datasketch_dedup', 'paired_speedups',
+           'dedup_benchmark', 'benchmark_corpus', 'bench_main']
 
 # %% ../nbs/01i_dedup_bench.ipynb #d002
 def shingle_bytes(tokens: list[str] | list[bytes], n: int) -> list[bytes]:
@@ -125,11 +125,39 @@ def datasketch_dedup(ids: list[str], texts: list[str], cfg: MinHashConfig = MinH
 
 PEER_DEDUPS = {"datasketch": datasketch_dedup, "datasketch_bulk": datasketch_bulk_dedup, "rensa": rensa_dedup}
 
+# %% ../nbs/01i_dedup_bench.ipynb #c047-p1
+PAIRED_PEERS = ("rensa", "datasketch_bulk")  # peers fast enough to time in every paired round
+
+def paired_speedups(contenders: dict[str, tuple[Callable, MinHashConfig]], ids: list[str], texts: list[str],
+                    rounds: int) -> dict[str, dict[str, Any]]:
+    """Ours (the first contender) and each other contender, end to end, back to back for `rounds` rounds
+    (order alternating); per peer: the median over rounds of peer seconds / our seconds, its bootstrap 95% interval,
+    the range and the rounds. Empty when `rounds` is 0."""
+    from kaiyuan_nb.bench import median_ci
+    if rounds < 0:
+        raise ConfigError(f"paired_rounds: expected >= 0, got {rounds}")
+    names = list(contenders)
+    seconds: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn, c = contenders[name]
+            t0 = time.perf_counter()
+            fn(ids, texts, c)
+            seconds[name].append(time.perf_counter() - t0)
+    out = {}
+    for peer in names[1:] if rounds else []:
+        ratios = [p / o for p, o in zip(seconds[peer], seconds[names[0]])]
+        lo, hi = median_ci(ratios)
+        out[peer] = {"speedup": round(float(np.median(ratios)), 3), "ci": [round(lo, 3), round(hi, 3)],
+                     "min": round(min(ratios), 3), "max": round(max(ratios), 3), "rounds": rounds}
+    return out
+
 # %% ../nbs/01i_dedup_bench.ipynb #c047-1
 def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str]], repeats: int = 2,
                     cfg: MinHashConfig = MinHashConfig(), methods: tuple[str, ...] = ("oph",),
-                    peers: tuple[str, ...] = tuple(PEER_DEDUPS)) -> dict:
-    "Time ours (each method) and each peer end to end and per stage, in rounds; recall/precision on injected copies."
+                    peers: tuple[str, ...] = tuple(PEER_DEDUPS), paired_rounds: int = 0) -> dict:
+    """Time ours (each method) and each peer end to end and per stage, in rounds; recall/precision on injected copies.
+    `paired_rounds` more rounds time ours (first method) against each fast peer back to back (see `paired_speedups`)."""
     if "datasketch" not in peers:
         raise ConfigError(f"peers: the naive 'datasketch' baseline is required (agreement is measured against it), got {peers}")
     contenders = {**{f"ours_{m}": (minhash_dedup, dataclasses.replace(cfg, method=m)) for m in methods},
@@ -147,6 +175,8 @@ def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str
             times[name].append(time.perf_counter() - t0)
             if times[name][-1] == min(times[name]):
                 stages[name] = st
+    paired = paired_speedups({k: contenders[k] for k in (f"ours_{methods[0]}", *PAIRED_PEERS) if k in contenders},
+                             ids, texts, paired_rounds)
     pos = {i: n for n, i in enumerate(ids)}
     cache: dict[int, set] = {}
     def J(a: int, b: int) -> float:
@@ -157,7 +187,7 @@ def dedup_benchmark(texts: list[str], ids: list[str], truth: list[tuple[str, str
     injected = {pos[c] for c, _ in truth}
     out: dict[str, Any] = {"docs": len(ids), "injected": len(truth), "threshold": cfg.threshold,
                            "num_perm": cfg.num_perm, "bands": cfg.band_rows()[0], "rows": cfg.band_rows()[1],
-                           "methods": {}}
+                           "methods": {}, "paired": paired}
     for name, r in res.items():
         best = min(times[name])
         removed = np.flatnonzero(~r.keep)
@@ -206,15 +236,20 @@ def bench_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dups", type=int, default=1_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--kperm", action="store_true", help="also time the exact 128-permutation variant")
+    ap.add_argument("--paired-rounds", type=int, default=8, help="rounds of ours vs rensa and datasketch bulk back to back")
     a = ap.parse_args(argv)
     texts, ids, truth = benchmark_corpus(a.docs, a.dups)
-    r = dedup_benchmark(texts, ids, truth, a.repeats, methods=("oph", "kperm") if a.kperm else ("oph",))
+    r = dedup_benchmark(texts, ids, truth, a.repeats, methods=("oph", "kperm") if a.kperm else ("oph",),
+                        paired_rounds=a.paired_rounds)
     print(f"{r['docs']} documents ({r['injected']} injected near-duplicates), threshold {r['threshold']}, "
           f"{r['num_perm']} hashes, {r['bands']} bands x {r['rows']} rows")
     for name, m in r["methods"].items():
         print(f"  {name:<15} {m['docs_per_s']:>10.1f} docs/s  {m['seconds']:7.2f} s  recall {m['recall']:.4f}  "
               f"precision {m['precision']:.4f}  removed {m['removed']}  stages {m['stages']}")
     print("  ours vs each: " + ", ".join(f"x{v} vs {k[len('speedup_vs_'):]}" for k, v in r["ours"].items() if k.startswith("speedup_vs_")))
+    for peer, p in r["paired"].items():
+        print(f"  ours vs {peer}, {p['rounds']} paired rounds: x{p['speedup']} (95% CI {p['ci'][0]}-{p['ci'][1]}, "
+              f"range {p['min']}-{p['max']})")
     print(f"  agreement with datasketch on {r['clear_pairs']} clear pairs: {r['agreement']:.4f}")
     return 0
 

@@ -363,9 +363,24 @@ def test_fast_minhash_agrees_with_datasketch():
     docs = D.sample_records("enwiki_sample", 300)
     texts, ids, truth = DB.inject_near_duplicates([d["text"] for d in docs], [d["id"] for d in docs],
                                                  n_dups=60, seed=0)
-    bench = DB.dedup_benchmark(texts, ids, truth, repeats=1)
+    bench = DB.dedup_benchmark(texts, ids, truth, repeats=1, paired_rounds=2)
     assert bench["ours"]["recall"] >= 0.95 and bench["datasketch"]["recall"] >= 0.95
     assert bench["agreement"] >= 0.99
+    assert set(bench["paired"]) == {"rensa", "datasketch_bulk"} and bench["paired"]["rensa"]["rounds"] == 2
+
+
+def test_paired_speedups_are_per_round_ratios():
+    "Back-to-back rounds: the median of peer / ours seconds per round, its interval and range; bad input is refused."
+    import time as _time
+    naps = {"ours": 0.01, "slow_peer": 0.04}
+    contenders = {n: (lambda ids, texts, cfg, s=s: _time.sleep(s), None) for n, s in naps.items()}
+    out = DB.paired_speedups(contenders, [], [], rounds=4)
+    p = out["slow_peer"]
+    assert set(out) == {"slow_peer"} and p["rounds"] == 4 and 2.0 < p["speedup"] < 4.5
+    assert p["min"] <= p["ci"][0] <= p["speedup"] <= p["ci"][1] <= p["max"]
+    assert DB.paired_speedups(contenders, [], [], rounds=0) == {}
+    with pytest.raises(ConfigError, match="paired_rounds"):
+        DB.paired_speedups(contenders, [], [], rounds=-1)
 
 
 # ---------------------------------------------------------------- local == spark (local[2] and a standalone cluster)
