@@ -90,7 +90,8 @@ def fp16_round_into(x: torch.Tensor, out: torch.Tensor, count_underflow: bool = 
     src, dst = x.detach().reshape(-1), out.detach().view(-1)
     if src.numel() != dst.numel():
         raise ConfigError(f"fp16_round_into: out has {dst.numel()} values, expected {src.numel()} like x")
-    kernel = fp16_round_kernel() if src.device.type == "cpu" and src.dtype == dst.dtype == torch.float32 else None
+    flat = src.is_contiguous() and dst.is_contiguous()  # a 1-D strided or expanded (stride 0) view is not
+    kernel = fp16_round_kernel() if flat and src.device.type == "cpu" and src.dtype == dst.dtype == torch.float32 else None
     if kernel is not None:
         return _kernel_round_into(kernel, src, dst, count_underflow)
     return _torch_round_into(src, dst, count_underflow, chunk)

@@ -474,3 +474,12 @@ def test_workspace_is_reused_only_once_nothing_holds_it(monkeypatch):
     assert c.round(x * 2, "logits", "bwd").data_ptr() == ptr  # freed: reused
     held = [c.round(x, "logits", "bwd") for _ in range(fp16_module.WORKSPACE_BUFFERS + 2)]  # past the pool's size
     assert len({t.data_ptr() for t in held}) == len(held)
+
+
+def test_strided_and_expanded_inputs_take_a_safe_path():
+    "A 1-D strided view or an expanded gradient (stride 0) is not flat memory: rounded like its contiguous copy."
+    base = awkward_values(4001)
+    for x in (base[::2], torch.tensor([70000.0]).expand(3000)):
+        out, ref = torch.empty(x.shape), torch.empty(x.shape)
+        assert fp16_round_into(x, out) == fp16_round_into(x.contiguous(), ref)
+        assert torch.equal(out.nan_to_num(7.0), ref.nan_to_num(7.0))
