@@ -228,7 +228,8 @@ def run_recipe(recipe: Recipe, scale: str | "Scale", out_dir: str | Path, seed: 
     summary = {"scale": scale.name, "recipe": str(recipe.path), "world_size": result.world_size, "step": step,
                "total_steps": cfg.total_steps, "finished": step >= cfg.total_steps,
                "windows": previous.get("windows", 0) + int(step > window.first_step), "precision": cfg.precision,
-               "device": str(device), "tokens": result.tokens, "stopped": result.stopped, "losses": result.losses}
+               "device": str(device), "threads": torch.get_num_threads(), "tokens": result.tokens,
+               "stopped": result.stopped, "losses": result.losses}
     if rank == 0:
         if summary["finished"]:
             _save_final(model, tok, out_dir, recipe, scale)
@@ -306,7 +307,10 @@ def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.n
               steps: int) -> dict[str, Any]:
     """`kaiyuan-train` at `scale`'s model and batch on `tokens`, `steps` steps, on CPU: 2 processes
     (torchrun, gloo) × half the batch vs 1 process × the full batch by accumulating the two halves, and
-    a run started with 1 process for half the steps and resumed with 2 (the same global batch). Returns the measured world size, both max |weight differences| and the tokens trained."""
+    a run started with 1 process for half the steps and resumed with 2 (the same global batch). Every process
+    runs one thread: MKL's sgemm may round differently with 1 and 2 threads (seen on an Intel Xeon for the
+    LM-head product), which would hide the comparison behind the thread count. Returns the measured world
+    size, both max |weight differences| and the tokens trained."""
     import yaml
     from kaiyuan_nb.core import get_scale, read_json
     out_dir = Path(out_dir)
@@ -317,7 +321,7 @@ def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.n
                        "micro_batch": global_batch // 2},
               "train": {"lr": 3e-3, "total_steps": steps, "schedule": "cosine", "warmup_steps": 1, "z_loss": 1e-4}}
     (out_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
-    cpu_only = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # gloo on CPU: the same check on any machine
+    cpu_only = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}  # gloo on CPU, one thread per process
     def run(name: str, world: int, *extra: Any) -> dict[str, Any]:
         argv = ["--recipe", out_dir / "recipe.yaml", "--scale", scale, "--out", out_dir / name, "--seed", seed,
                 "--world-size", world, *extra]
@@ -330,5 +334,6 @@ def ddp_check(scale: str, seed: int, out_dir: str | Path, tokens: dict[str, np.n
     switched = run("switch", 2)
     return {"world_size": two["world_size"], "max_abs_param_diff": max_abs_param_diff(out_dir / "world2", out_dir / "world1"),
             "resume_world_change_max_abs_diff": max_abs_param_diff(out_dir / "world2", out_dir / "switch"),
-            "switch_worlds": [1, switched["world_size"]], "switch_windows": switched["windows"],
+            "switch_worlds": [1, switched["world_size"]],
+            "threads_per_process": max(r["threads"] for r in (two, one, switched)), "switch_windows": switched["windows"],
             "tokens": two["tokens"] + one["tokens"] + switched["tokens"]}
