@@ -7,22 +7,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import hashlib
 import math
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 import types
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
 from .core import ConfigError
+from .kernels import avx2_cpu, compiled_c_library
 
 # %% auto #0
 __all__ = ['FP16_MAX', 'FP16_OVERFLOW', 'FP16_SUBNORMAL_MIN', 'SITE_KINDS', 'ROUND_CHUNK', 'WORKSPACE_MIN', 'WORKSPACE_BUFFERS',
@@ -136,42 +130,18 @@ void fp16_round_f32(const float *src, float *dst, int64_t n, int count_zero, flo
 """
 _KERNEL_FLAGS = ("-O2", "-mavx2", "-mf16c", "-shared", "-fPIC")
 
-def _compile_kernel(cc: str, lib: Path) -> None:
-    "Compile `_ROUND_KERNEL_C` into the shared library `lib`, atomically (a half-written file is never loaded)."
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-        source, built = Path(tmp) / "fp16_round.c", Path(tmp) / lib.name
-        source.write_text(_ROUND_KERNEL_C)
-        done = subprocess.run([cc, *_KERNEL_FLAGS, "-o", str(built), str(source)], capture_output=True, text=True)
-        if done.returncode:
-            raise OSError(f"{cc} failed: {done.stderr.strip()[-500:]}")
-        os.replace(built, lib)
 
 # %% ../nbs/05a_fp16.ipynb #c011-k2
 @functools.lru_cache(maxsize=None)
 def fp16_round_kernel() -> Callable[..., None] | None:
     """The one-pass C rounding kernel, compiled on first use, or None (then `fp16_round_into` takes the torch
     path): needs x86-64 with AVX2, a C compiler (`$CC` or `cc`) and `KAIYUAN_FP16_KERNEL` not set to 0."""
-    if os.environ.get("KAIYUAN_FP16_KERNEL", "1") == "0" or platform.machine().lower() not in ("x86_64", "amd64"):
+    if os.environ.get("KAIYUAN_FP16_KERNEL", "1") == "0":
         return None
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+    lib = compiled_c_library("fp16_round", _ROUND_KERNEL_C, _KERNEL_FLAGS) if avx2_cpu() else None
+    if lib is None:
         return None
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if cc is None:
-        return None
-    digest = hashlib.sha256(" ".join((_ROUND_KERNEL_C, *_KERNEL_FLAGS)).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kaiyuan_nb"
-    for lib in (cache / f"fp16_round-{digest}.so", Path(tempfile.gettempdir()) / f"kaiyuan_nb-fp16_round-{digest}.so"):
-        try:
-            if not lib.exists():
-                _compile_kernel(cc, lib)
-            fn = ctypes.CDLL(str(lib)).fp16_round_f32
-            break
-        except OSError as e:  # an unwritable cache, a failed compile: try the next place, then the torch path
-            error = e
-    else:
-        warnings.warn(f"fp16_round_kernel: the C kernel is unavailable ({error}); rounding with torch instead")
-        return None
+    fn = lib.fp16_round_f32
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
     fn.restype = None
     return fn
