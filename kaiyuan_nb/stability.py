@@ -275,7 +275,7 @@ BUDGETS = {
                              eval_batches=1, bench_rounds=2),
     "report": StabilityBudget(hidden_size=96, num_layers=4, num_heads=2, num_kv_heads=1, intermediate_size=288,
                               seq_len=64, batch_size=8, steps=32, warmup_steps=4, normal_lr=3e-3,
-                              sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=(0, 1, 2), fp32_seeds=(0,), depths=(2, 8),
+                              sweep_lrs=(3e-3, 1e-2, 3e-2, 1e-1), seeds=tuple(range(8)), fp32_seeds=(0,), depths=(2, 8),
                               stats_every=8, bench_rounds=32),
     "gpu": StabilityBudget(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, intermediate_size=2048,
                            seq_len=1024, batch_size=32, steps=2000, warmup_steps=200, normal_lr=3e-4,
