@@ -4,7 +4,6 @@
 
 # %% ../nbs/02a_kernels.ipynb #kern-imp
 from __future__ import annotations
-import copy
 import ctypes
 import functools
 import hashlib
@@ -14,21 +13,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import types
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .core import ConfigError
-from .model import KaiyuanAttention, KaiyuanConfig, KaiyuanMLP, KaiyuanRMSNorm
 
 # %% auto #0
 __all__ = ['avx2_cpu', 'compiled_c_library', 'fused_kernels', 'fusable', 'FusedRMSNormFunction', 'FusedSwiGLUFunction',
-           'FusedQKNormRope', 'fuse_kernels', 'bench_fused_step', 'bench_fused_main']
+           'FusedQKNormRope', 'bench_fused_step', 'bench_fused_main']
 
 # %% ../nbs/02a_kernels.ipynb #kern-compile
 def avx2_cpu() -> bool:
@@ -379,57 +374,24 @@ class FusedQKNormRope(torch.autograd.Function):
         dw = parts.sum(0)
         return dqkv, dw[0], dw[1], None, None, None, None, None
 
-# %% ../nbs/02a_kernels.ipynb #kern-fuse
-def _fused_rmsnorm_forward(self: KaiyuanRMSNorm, x: torch.Tensor) -> torch.Tensor:
-    if fusable(x, x.shape[-1]):
-        return FusedRMSNormFunction.apply(x, self.weight, self.eps)
-    return KaiyuanRMSNorm.forward(self, x)
-
-def _fused_mlp_forward(self: KaiyuanMLP, x: torch.Tensor) -> torch.Tensor:
-    if fusable(x, self.intermediate_size, multiple=16):
-        return self.down_proj(FusedSwiGLUFunction.apply(self.gate_up_proj(x)))
-    return KaiyuanMLP.forward(self, x)
-
-def _fused_attention_forward(self: KaiyuanAttention, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                             mask: torch.Tensor | None, is_causal: bool, past_key_values: Any = None) -> torch.Tensor:
-    plain = self.softcap is not None or self.record_logits or mask is not None or past_key_values is not None
-    if plain or not fusable(x, self.head_dim, multiple=16) or self.head_dim > 512 or self.q_norm.eps != self.k_norm.eps:
-        return KaiyuanAttention.forward(self, x, cos, sin, mask, is_causal, past_key_values)
-    b, t, _ = x.shape
-    qkv = self.qkv_proj(x).view(b, t, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
-    q, k, v = FusedQKNormRope.apply(qkv, self.q_norm.weight, self.k_norm.weight, cos, sin, self.num_heads,
-                                    self.num_kv_heads, self.q_norm.eps)
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal, scale=self.scaling, enable_gqa=self.groups > 1)
-    return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
-
-_FUSED_FORWARDS = ((KaiyuanRMSNorm, _fused_rmsnorm_forward), (KaiyuanMLP, _fused_mlp_forward),
-                   (KaiyuanAttention, _fused_attention_forward))
-
-def fuse_kernels(model: nn.Module) -> nn.Module:
-    "Route `model`'s RMSNorm, MLP and attention modules through the fused kernels (in place); returns `model`."
-    for module in model.modules():
-        for cls, forward in _FUSED_FORWARDS:
-            if isinstance(module, cls):
-                module.forward = types.MethodType(forward, module)
-    return model
-
 # %% ../nbs/02a_kernels.ipynb #kern-bench
-def bench_fused_step(config: KaiyuanConfig, batch_size: int = 16, seq_len: int = 256, rounds: int = 8,
+def bench_fused_step(config: "KaiyuanConfig", batch_size: int = 16, seq_len: int = 256, rounds: int = 8,
                      steps: int = 2, seed: int = 0, max_load: float = 1.5, progress: bool = True) -> dict[str, Any]:
     """Training steps per second of `config`'s model with the fused kernels over without, in `rounds`
     interleaved rounds of `steps` steps each (CPU, float32); median speed-up, its bootstrap 95 % interval,
     per-round values, the largest loss difference and the load average."""
     from tqdm.auto import tqdm
     from kaiyuan_nb.bench import _timed_train_steps, median_ci
-    from kaiyuan_nb.model import KaiyuanForCausalLM
+    from kaiyuan_nb.model import KaiyuanConfig, KaiyuanForCausalLM
     from kaiyuan_nb.train import param_groups
     if fused_kernels() is None:
         raise ConfigError("bench_fused_step: the fused kernels are unavailable here (see fused_kernels)")
     if rounds < 2 or steps < 1:
         raise ConfigError(f"bench_fused_step: rounds must be >= 2 and steps >= 1, got {rounds}, {steps}")
     torch.manual_seed(seed)
-    models = {"plain": KaiyuanForCausalLM(config).train()}
-    models["fused"] = fuse_kernels(copy.deepcopy(models["plain"]))
+    models = {name: KaiyuanForCausalLM(KaiyuanConfig(**{**config.to_dict(), "fused_kernels": on})).train()
+              for name, on in (("plain", False), ("fused", True))}
+    models["fused"].load_state_dict(models["plain"].state_dict())
     opts = {k: torch.optim.AdamW(param_groups(m, 0.1), lr=1e-3, betas=(0.9, 0.95), fused=True) for k, m in models.items()}
     g = torch.Generator().manual_seed(seed)
     batches = [torch.randint(0, config.vocab_size, (batch_size, seq_len + 1), generator=g) for _ in range(4)]

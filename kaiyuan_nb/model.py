@@ -23,11 +23,11 @@ from .verdicts import check_claim
 # %% auto #0
 __all__ = ['LM_HEAD_CHUNK_VALUES', 'QWEN3_TOL', 'SWITCH_MIN_DIFF', 'KaiyuanConfig', 'RMSNormFunction', 'RopeFunction',
            'SwiGLUFunction', 'lm_loss_grad_', 'LMLossFunction', 'reference_lm_loss', 'FusedLMHeadLoss',
-           'fused_lm_head_loss', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope', 'build_attention_mask',
-           'KaiyuanAttention', 'KaiyuanMLP', 'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel', 'KaiyuanModel',
-           'causal_lm_loss', 'KaiyuanCausalLMOutput', 'KaiyuanForCausalLM', 'record_attention_logits', 'qwen3_config',
-           'kaiyuan_to_qwen3_state_dict', 'qwen3_to_kaiyuan_state_dict', 'to_qwen3', 'qwen3_equivalence',
-           'qwen3_claims', 'config_for_scale', 'param_counts', 'flops_per_token']
+           'fused_lm_head_loss', 'fused_kernels_module', 'KaiyuanRMSNorm', 'rope_cos_sin', 'apply_rope',
+           'build_attention_mask', 'KaiyuanAttention', 'KaiyuanMLP', 'KaiyuanDecoderLayer', 'KaiyuanPreTrainedModel',
+           'KaiyuanModel', 'causal_lm_loss', 'KaiyuanCausalLMOutput', 'KaiyuanForCausalLM', 'record_attention_logits',
+           'qwen3_config', 'kaiyuan_to_qwen3_state_dict', 'qwen3_to_kaiyuan_state_dict', 'to_qwen3',
+           'qwen3_equivalence', 'qwen3_claims', 'config_for_scale', 'param_counts', 'flops_per_token']
 
 # %% ../nbs/02_model.ipynb #c005
 def _check_positive(cfg: Any, *names: str) -> None:
@@ -61,6 +61,7 @@ class KaiyuanConfig(PreTrainedConfig):
     sandwich_norm: bool = False
     final_logit_softcap: float | None = None
     attn_logit_softcap: float | None = None
+    fused_kernels: bool = True  # kaiyuan_nb.kernels' C passes where they apply (CPU float32): same math, own rounding
     use_cache: bool = True
     pad_token_id: int | None = None
     bos_token_id: int | None = None
@@ -262,17 +263,28 @@ def fused_lm_head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     return FusedLMHeadLoss.apply(hidden, weight, targets, softcap, float(z_coef), ignore_index, rows, grads)
 
 
+# %% ../nbs/02_model.ipynb #c008m
+def fused_kernels_module() -> Any:
+    """`kaiyuan_nb.kernels` for the library's model; None in a released folder's generated copy of this file,
+    which runs the torch path whatever is installed beside it (the same numbers everywhere)."""
+    if __name__ != "kaiyuan_nb.model":
+        return None
+    from . import kernels
+    return kernels
+
 # %% ../nbs/02_model.ipynb #c011
 class KaiyuanRMSNorm(nn.Module):
     "RMSNorm over the last dimension, computed in float32: `w · x / sqrt(mean(x²) + eps)`."
-    def __init__(self, dim: int, eps: float = 1e-6):
+    def __init__(self, dim: int, eps: float = 1e-6, fused: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
+        self.eps, self.fused = eps, fused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.float32:
-            return RMSNormFunction.apply(x, self.weight, self.eps)
+            k = fused_kernels_module() if self.fused else None
+            fn = k.FusedRMSNormFunction if k is not None and k.fusable(x, x.shape[-1]) else RMSNormFunction
+            return fn.apply(x, self.weight, self.eps)
         y = F.rms_norm(x.float(), self.weight.shape, None, self.eps)
         return self.weight * y.to(x.dtype)
 
@@ -331,8 +343,9 @@ class KaiyuanAttention(nn.Module):
         self.softcap = config.attn_logit_softcap
         self.qkv_proj = nn.Linear(config.hidden_size, (self.num_heads + 2 * self.num_kv_heads) * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, config.hidden_size, bias=False)
-        self.q_norm = KaiyuanRMSNorm(self.head_dim, config.rms_norm_eps)
-        self.k_norm = KaiyuanRMSNorm(self.head_dim, config.rms_norm_eps)
+        self.q_norm = KaiyuanRMSNorm(self.head_dim, config.rms_norm_eps, config.fused_kernels)
+        self.k_norm = KaiyuanRMSNorm(self.head_dim, config.rms_norm_eps, config.fused_kernels)
+        self.fused = config.fused_kernels
         self.logits_probe = nn.Identity()  # hook point: raw attention logits when record_logits is on
         self.record_logits = False
 
@@ -340,10 +353,14 @@ class KaiyuanAttention(nn.Module):
                 is_causal: bool, past_key_values: Cache | None = None) -> torch.Tensor:
         b, t, _ = x.shape
         qkv = self.qkv_proj(x).view(b, t, self.num_heads + 2 * self.num_kv_heads, self.head_dim)
-        q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=2)
-        q = apply_rope(self.q_norm(q).transpose(1, 2), cos, sin)
-        k = apply_rope(self.k_norm(k).transpose(1, 2), cos, sin)
-        v = v.transpose(1, 2)
+        if self._fused_qk(qkv):  # QK-norm, RoPE and the head-major layout in one pass
+            q, k, v = fused_kernels_module().FusedQKNormRope.apply(
+                qkv, self.q_norm.weight, self.k_norm.weight, cos, sin, self.num_heads, self.num_kv_heads, self.q_norm.eps)
+        else:
+            q, k, v = qkv.split([self.num_heads, self.num_kv_heads, self.num_kv_heads], dim=2)
+            q = apply_rope(self.q_norm(q).transpose(1, 2), cos, sin)
+            k = apply_rope(self.k_norm(k).transpose(1, 2), cos, sin)
+            v = v.transpose(1, 2)
         if past_key_values is not None:
             k, v = past_key_values.update(k, v, self.layer_idx)
         if self.softcap is None and not self.record_logits and mask is None:  # K/V heads shared inside the kernel
@@ -355,6 +372,13 @@ class KaiyuanAttention(nn.Module):
         else:
             out = self._explicit_attention(q, _expand_kv(k, self.groups), _expand_kv(v, self.groups), mask, is_causal)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim))
+
+    def _fused_qk(self, qkv: torch.Tensor) -> bool:
+        "Whether the fused QK kernel applies: on, loaded, the head size it takes, and no hooks on the per-head norms."
+        k = fused_kernels_module() if self.fused else None
+        norms = (self.q_norm, self.k_norm)
+        return (k is not None and self.head_dim <= 512 and k.fusable(qkv, self.head_dim, multiple=16)
+                and self.q_norm.eps == self.k_norm.eps and not any(m._forward_hooks or m._forward_pre_hooks for m in norms))
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                             mask: torch.Tensor | None, is_causal: bool) -> torch.Tensor:
@@ -376,25 +400,28 @@ class KaiyuanMLP(nn.Module):
     "SwiGLU: down(silu(gate(x)) * up(x)); gate and up fused in `gate_up_proj`."
     def __init__(self, config: KaiyuanConfig):
         super().__init__()
-        self.intermediate_size = config.intermediate_size
+        self.intermediate_size, self.fused = config.intermediate_size, config.fused_kernels
         self.gate_up_proj = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
         self.down_proj = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(SwiGLUFunction.apply(self.gate_up_proj(x)))
+        k = fused_kernels_module() if self.fused else None
+        fused = k is not None and k.fusable(x, 2 * self.intermediate_size, multiple=16)
+        return self.down_proj((k.FusedSwiGLUFunction if fused else SwiGLUFunction).apply(self.gate_up_proj(x)))
 
 class KaiyuanDecoderLayer(nn.Module):
     "Pre-norm (or sandwich-norm) attention + SwiGLU MLP with residual connections."
     def __init__(self, config: KaiyuanConfig, layer_idx: int):
         super().__init__()
         self.sandwich_norm = config.sandwich_norm
-        self.input_layernorm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.input_layernorm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps, config.fused_kernels)
         self.self_attn = KaiyuanAttention(config, layer_idx)
-        self.post_attention_layernorm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps)  # pre-MLP norm (Qwen3 name)
+        self.post_attention_layernorm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps,
+                                                       config.fused_kernels)  # pre-MLP norm (Qwen3 name)
         self.mlp = KaiyuanMLP(config)
         if config.sandwich_norm:
-            self.attn_out_norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps)
-            self.mlp_out_norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps)
+            self.attn_out_norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps, config.fused_kernels)
+            self.mlp_out_norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps, config.fused_kernels)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 is_causal: bool, past_key_values: Cache | None = None) -> torch.Tensor:
@@ -420,7 +447,7 @@ class KaiyuanModel(KaiyuanPreTrainedModel):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(KaiyuanDecoderLayer(config, i) for i in range(config.num_hidden_layers))
-        self.norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.norm = KaiyuanRMSNorm(config.hidden_size, config.rms_norm_eps, config.fused_kernels)
         self.post_init()
 
     def forward(self, input_ids: torch.LongTensor | None = None, attention_mask: torch.Tensor | None = None,

@@ -1,7 +1,6 @@
 """kaiyuan_nb.kernels: each fused C kernel against the model's own torch function (values and gradients, to
-float32 rounding; the same inf/NaN pattern on edge values), the fall-backs where a kernel does not apply,
-a whole model routed through them, the switch that turns them off, and bad input to the benchmark."""
-import copy
+float32 rounding; the same inf/NaN pattern on edge values), the model with `fused_kernels` on against off
+(masks, soft-caps, hooks, KV cache, training), the switch that turns them off, and bad input."""
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ import torch
 import kaiyuan_nb.kernels as kernels
 from kaiyuan_nb.core import ConfigError
 from kaiyuan_nb.kernels import (FusedQKNormRope, FusedRMSNormFunction, FusedSwiGLUFunction, bench_fused_step,
-                                compiled_c_library, fuse_kernels, fused_kernels)
+                                compiled_c_library, fused_kernels)
 from kaiyuan_nb.model import (KaiyuanAttention, KaiyuanConfig, KaiyuanForCausalLM, RMSNormFunction, SwiGLUFunction,
                               rope_cos_sin)
 
@@ -86,15 +85,21 @@ def test_kernels_refuse_sizes_they_would_overrun():
         FusedRMSNormFunction.apply(torch.randn(2, 16, dtype=torch.float64), torch.ones(16, dtype=torch.float64), 1e-6)
 
 
+def twin_configs(**kw):
+    "(config with fused_kernels off, the same with it on)."
+    cfg = KaiyuanConfig(**kw, fused_kernels=False)
+    return cfg, KaiyuanConfig(**{**cfg.to_dict(), "fused_kernels": True})
+
+
 def attention_pair(groups: int, batch_positions: bool):
-    cfg = KaiyuanConfig(vocab_size=64, hidden_size=128, intermediate_size=128, num_hidden_layers=1,
-                        num_attention_heads=4, num_key_value_heads=4 // groups)
+    cfg, cfg_fused = twin_configs(vocab_size=64, hidden_size=128, intermediate_size=128, num_hidden_layers=1,
+                                  num_attention_heads=4, num_key_value_heads=4 // groups)
     torch.manual_seed(0)
-    plain = KaiyuanAttention(cfg, 0)
+    plain, fused = KaiyuanAttention(cfg, 0), KaiyuanAttention(cfg_fused, 0)
     with torch.no_grad():
         plain.q_norm.weight.normal_()
         plain.k_norm.weight.normal_()
-    fused = fuse_kernels(copy.deepcopy(plain))
+    fused.load_state_dict(plain.state_dict())
     b, t = 3, 40
     positions = torch.arange(t).expand(b, t) if batch_positions else torch.arange(t)[None]
     cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta)
@@ -125,25 +130,34 @@ def test_qk_norm_rope_backward_without_value_gradient():
 
 
 @needs_kernels
-def test_attention_falls_back_where_the_kernel_does_not_apply():
+def test_fused_attention_serves_masks_and_softcaps_and_steps_aside_for_hooks():
     plain, fused, x, cos, sin = attention_pair(2, True)
     mask = torch.ones(40, 40, dtype=torch.bool).tril()[None, None]
-    with torch.no_grad():  # the module's own path (its per-head norms still fused): equal to rounding
-        assert_close(plain(x, cos, sin, mask, False), fused(x, cos, sin, mask, False))  # padding mask
+    with torch.no_grad():
+        assert_close(plain(x, cos, sin, mask, False), fused(x, cos, sin, mask, False))  # padding-mask path
         plain.softcap = fused.softcap = 30.0
         assert_close(plain(x, cos, sin, None, True), fused(x, cos, sin, None, True))  # soft-capped logits
+        seen = []
+        fused.q_norm.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+        assert_close(plain(x, cos, sin, None, True), fused(x, cos, sin, None, True))
+        assert seen == [(3, 40, 4, 32)]  # the hooked norm ran: the fused pass stepped aside
         half = [m.half() for m in (plain, fused)]
         assert torch.equal(half[0](x.half(), cos.half(), sin.half(), None, True),
                            half[1](x.half(), cos.half(), sin.half(), None, True))  # not float32: nothing fused
 
 
+def model_pair(**kw):
+    cfg, cfg_fused = twin_configs(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, **kw)
+    torch.manual_seed(0)
+    plain, fused = KaiyuanForCausalLM(cfg), KaiyuanForCausalLM(cfg_fused)
+    fused.load_state_dict(plain.state_dict())
+    return plain, fused
+
+
 @needs_kernels
 def test_fused_model_trains_like_the_plain_one():
-    cfg = KaiyuanConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                        num_attention_heads=4, num_key_value_heads=2, sandwich_norm=True)
-    torch.manual_seed(0)
-    plain = KaiyuanForCausalLM(cfg)
-    fused = fuse_kernels(copy.deepcopy(plain))
+    plain, fused = model_pair(sandwich_norm=True)
     ids = torch.randint(0, 256, (4, 65), generator=torch.Generator().manual_seed(0))
     for a, b in zip(plain(input_ids=ids, labels=ids).loss.backward() or plain.parameters(),
                     fused(input_ids=ids, labels=ids).loss.backward() or fused.parameters()):
@@ -160,20 +174,24 @@ def test_fused_model_trains_like_the_plain_one():
     assert abs(losses[0] - losses[1]) < 1e-5, losses
 
 
+@needs_kernels
+def test_fused_model_generates_like_the_plain_one_with_a_kv_cache():
+    plain, fused = model_pair()
+    prompt = torch.randint(0, 256, (2, 7), generator=torch.Generator().manual_seed(1))
+    outs = [m.eval().generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=0) for m in (plain, fused)]
+    assert torch.equal(*outs)
+
+
 def test_switch_turns_the_kernels_off(monkeypatch):
     monkeypatch.setenv("KAIYUAN_FUSED_KERNELS", "0")
     fused_kernels.cache_clear()
     try:
         assert fused_kernels() is None
-        cfg = KaiyuanConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=1,
-                            num_attention_heads=4, num_key_value_heads=2)
-        torch.manual_seed(0)
-        plain = KaiyuanForCausalLM(cfg)
-        fused = fuse_kernels(copy.deepcopy(plain))
-        ids = torch.randint(0, 64, (2, 16))
+        plain, fused = model_pair()
+        ids = torch.randint(0, 256, (2, 16))
         assert torch.equal(plain(input_ids=ids).logits, fused(input_ids=ids).logits)  # the model's own path
         with pytest.raises(ConfigError, match="unavailable"):
-            bench_fused_step(cfg, batch_size=1, seq_len=8, rounds=2, progress=False)
+            bench_fused_step(fused.config, batch_size=1, seq_len=8, rounds=2, progress=False)
     finally:
         monkeypatch.delenv("KAIYUAN_FUSED_KERNELS")
         fused_kernels.cache_clear()
