@@ -138,10 +138,6 @@ def test_the_toy_recipe_is_valid():
     assert r.data["kind"] == "text" and r.export and r.train["total_steps"] == 40
 
 
-if __name__ == "__main__" and sys.argv[1] == "worker":
-    ddp_worker(Path(sys.argv[2]))
-
-
 def test_ddp_check_runs_every_process_on_one_thread(tmp_path, monkeypatch):
     """ddp_check compares 2 single-thread ranks with 1 process: that process must run one thread too, since
     MKL's sgemm may round differently with 1 and 2 threads (an Intel Xeon did for the LM-head product)."""
@@ -151,3 +147,7 @@ def test_ddp_check_runs_every_process_on_one_thread(tmp_path, monkeypatch):
     res = ddp_check("smoke", 0, tmp_path, tokens, 256, steps=2)
     assert res["threads_per_process"] == 1
     assert res["max_abs_param_diff"] == 0.0 and res["resume_world_change_max_abs_diff"] == 0.0
+
+
+if __name__ == "__main__" and sys.argv[1] == "worker":
+    ddp_worker(Path(sys.argv[2]))

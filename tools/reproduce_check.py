@@ -4,9 +4,9 @@ speed ratios, MFU, seconds, load averages, page faults) depend on the machine an
 difference is a reproducibility failure (exit 1) when the committed results were computed on the same CPU model.
 Across CPU models bit-for-bit agreement is not expected: MKL picks its kernels by CPU, even with MKL_CBWR=AVX2 (an
 Intel Xeon and an AMD EPYC differ in the last bits of a matmul, and a training run carries that on); there the
-check fails only when a claim's status differs, and lists the other differences for reading. Chapters run one at a time, in order, so each finds the
-artifacts of the chapters it needs; a summary is rewritten after each one (<work>/reproduce.json), so a check
-cut short keeps what it verified. CPU-heavy: nothing else should run meanwhile.
+check fails only when a claim's status differs, and lists the other differences for reading. Chapters run one at
+a time, in order, so each finds the artifacts of the chapters it needs; a summary is rewritten after each one
+(<work>/reproduce.json), so a check cut short keeps what it verified. CPU-heavy: nothing else should run meanwhile.
 Usage: python tools/reproduce_check.py [--work DIR] [--scale report] [CHAPTER ...]   (default: every chapter)"""
 import argparse
 import json
